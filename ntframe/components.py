@@ -1,0 +1,99 @@
+"""The four component families a plugin can register, as abstract base classes.
+
+A component class has a ``name`` (what a spec selects), a ``description``, and an ``Options`` pydantic model
+(``extra="forbid"``) for the keys it owns in its spec section. The host builds one instance per run with the
+validated options: ``Component(options)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+
+from ntframe.arch import Architecture
+from ntframe.ir import Network, Operation
+from ntframe.mapping import Mapping
+from ntframe.results import ComputeCost, DramTraffic, MemoryCost, SearchResult
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Budget(BaseModel):
+    """How much a mapping search may spend per operation."""
+
+    model_config = ConfigDict(extra="forbid")
+    evaluations: PositiveInt = 2000
+    """Cost-model evaluations at most."""
+    seconds: PositiveFloat = 10.0
+    """Wall-clock cap; reaching it makes the result machine-dependent and is reported."""
+
+
+class Component(ABC):
+    family: ClassVar[str]
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, options: BaseModel | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+
+@dataclass(frozen=True)
+class WorkloadRequest:
+    """What a frontend is asked to load."""
+
+    batch: int
+    spec_dir: Path                  # relative paths in the spec resolve against it first
+
+    def resolve(self, relative: str, shipped_folder: str) -> Path:
+        """A file named in the spec: as given (absolute or relative to the spec's folder, then the working
+        folder), else in ntframe's shipped ``shipped_folder`` (e.g. ``workloads``)."""
+        from ntframe.paths import resolve_path
+        return resolve_path(relative, self.spec_dir, shipped_folder)
+
+
+class WorkloadFrontend(Component):
+    family: ClassVar[str] = "workload_frontend"
+
+    @abstractmethod
+    def load(self, request: WorkloadRequest) -> Network:
+        """Build the network (layers with shapes) for the batch size in ``request``."""
+
+
+class CostModel(Component):
+    family: ClassVar[str] = "cost_model"
+
+    @abstractmethod
+    def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
+        """Cycles, energy and per-level accesses of one mapped operation."""
+
+
+class MappingSearcher(Component):
+    family: ClassVar[str] = "mapper"
+
+    @abstractmethod
+    def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
+               seed: int) -> SearchResult:
+        """The best mapping found within ``budget``; deterministic for a given seed and evaluation budget."""
+
+
+class MemoryBackend(Component):
+    family: ClassVar[str] = "memory_backend"
+
+    @abstractmethod
+    def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
+        """Time and energy of the memory traffic of one operation."""
+
+
+FAMILIES: dict[str, type[Component]] = {
+    "workload_frontend": WorkloadFrontend,
+    "mapper": MappingSearcher,
+    "cost_model": CostModel,
+    "memory_backend": MemoryBackend,
+}

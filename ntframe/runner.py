@@ -1,0 +1,260 @@
+"""The pipeline of one run: spec → network → operations → mapping → compute cost → traffic → memory cost
+→ combined result, and the results bundle.
+
+Combining: the cost model prices every level including the memory (DRAM) level, which its mapping search
+needs; the memory backend then prices that traffic again, and the result uses the backend's figures for the
+memory level: ``energy = on-die energy (cost model) + memory energy (backend)`` and
+``cycles = max(on-die cycles, memory cycles)``, i.e. compute and memory transfers overlap fully (stated in
+every row as ``overlap``).
+
+A component that raises for one operation costs that operation only: the row records the error and the
+plugin, the other operations go on, and the bundle is still written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ntframe import __version__
+from ntframe.arch import Architecture, load_architecture
+from ntframe.components import Component, WorkloadRequest
+from ntframe.errors import NtframeError, PluginError, SpecError
+from ntframe.host import PluginHost, Registered
+from ntframe.ir import Operation
+from ntframe.paths import resolve_path
+from ntframe.results import DramTraffic, to_jsonable
+from ntframe.spec import SELECTORS, LoadedSpec, canonical_hash
+from ntframe.training import expand
+from ntframe.yamlio import validate
+
+OVERLAP = "full: cycles = max(on-die, memory)"
+
+
+@dataclass
+class Resolved:
+    """A validated spec with its components instantiated and its architecture loaded."""
+
+    loaded: LoadedSpec
+    components: dict[str, tuple[Registered, Component]]
+    architecture: Architecture
+    resolved_spec: dict[str, Any]
+
+    def component(self, section: str) -> Component:
+        return self.components[section][1]
+
+
+def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
+    """Select every component by name, validate its options, load the architecture. Raises SpecError."""
+    spec, pos = loaded.spec, loaded.positions
+    components: dict[str, tuple[Registered, Component]] = {}
+    resolved = spec.model_dump(mode="json", exclude_none=True)
+    for section, (key, family) in SELECTORS.items():
+        sec = getattr(spec, section)
+        name = getattr(sec, key)
+        try:
+            reg = host.get(family, name)
+        except SpecError as exc:
+            raise pos.error(str(exc), (section, key)) from None
+        options = sec.plugin_options()
+        core_keys = [k for k in type(sec).model_fields]
+        model = validate(reg.cls.Options, options, pos.sub((section,)), prefix=(section,),
+                         owner=f"option of {family.replace('_', ' ')} '{name}' from plugin '{reg.plugin}'",
+                         extra_allowed=core_keys)
+        components[section] = (reg, reg.cls(model))
+        resolved[section] = {**{k: v for k, v in resolved[section].items() if k in core_keys},
+                             **model.model_dump(mode="json")}
+    try:
+        arch_path = resolve_path(spec.architecture.spec, loaded.dir, "arch_specs")
+    except SpecError as exc:
+        raise pos.error(str(exc), ("architecture", "spec")) from None
+    arch = load_architecture(arch_path, cubes=spec.architecture.cubes,
+                             precision_override=spec.architecture.precision_bits)
+    return Resolved(loaded, components, arch, resolved)
+
+
+@dataclass
+class OperationRow:
+    op: Operation
+    record: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _attributed(reg: Registered, what: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except NtframeError:
+        raise
+    except Exception as exc:  # a plugin's bug costs its operation, never the run
+        raise PluginError(f"{what} failed: {type(exc).__name__}: {exc}", plugin=reg.plugin,
+                          component=reg.name) from exc
+
+
+def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+    """Run the whole training step; returns the results document (see :func:`write_bundle`)."""
+    spec = resolved.loaded.spec
+    arch = resolved.architecture
+    (fe_reg, frontend) = resolved.components["workload"]
+    (mp_reg, mapper) = resolved.components["mapper"]
+    (cm_reg, cost_model) = resolved.components["cost_model"]
+    (mb_reg, memory) = resolved.components["memory"]
+    request = WorkloadRequest(spec.workload.batch, resolved.loaded.dir)
+    network = _attributed(fe_reg, "loading the workload", lambda: frontend.load(request))  # type: ignore[attr-defined]
+    operations = expand(network, spec.workload.phases, arch.precision_bits)
+    rows: list[OperationRow] = []
+    memo: dict[tuple, dict[str, Any]] = {}
+    for i, op in enumerate(operations):
+        if progress:
+            progress(i, len(operations), op.name)
+        row = OperationRow(op)
+        try:
+            key = op.shape_key()
+            if key not in memo:
+                memo[key] = _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory)
+            row.record = memo[key]
+        except NtframeError as exc:
+            row.error = str(exc)
+        rows.append(row)
+    if progress:
+        progress(len(operations), len(operations), "done")
+    return _document(resolved, network.name, network.source, rows)
+
+
+def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:
+    spec, arch = resolved.loaded.spec, resolved.architecture
+    found = _attributed(mp_reg, f"mapping search of {op.name}",
+                        lambda: mapper.search(op, arch, cost_model, spec.mapper.budget, spec.mapper.seed))
+    compute = _attributed(cm_reg, f"evaluating {op.name}", lambda: cost_model.evaluate(op, found.mapping, arch))
+    traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
+                          compute.dram_instances, compute.on_die_cycles)
+    mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))
+    cycles = max(compute.on_die_cycles, mem.cycles)
+    energy = compute.on_die_energy_pJ + mem.energy_pJ
+    return {
+        "cycles": cycles,
+        "on_die_cycles": compute.on_die_cycles,
+        "memory_cycles": mem.cycles,
+        "compute_cycles": compute.compute_cycles,
+        "energy_pJ": energy,
+        "on_die_energy_pJ": compute.on_die_energy_pJ,
+        "memory_energy_pJ": mem.energy_pJ,
+        "compute_energy_pJ": compute.compute_energy_pJ,
+        "utilisation": op.points / (arch.peak_ops_per_cycle * cycles) if cycles else 0.0,
+        "dram_bytes": traffic.read_bytes + traffic.write_bytes,
+        "dram_read_bytes": traffic.read_bytes,
+        "dram_write_bytes": traffic.write_bytes,
+        "overlap": OVERLAP,
+        "levels": to_jsonable(compute.levels),
+        "memory": to_jsonable(mem),
+        "mapping": found.mapping.to_dict(),
+        "search": {"evaluated": found.evaluated, "valid": found.valid, "invalid_reasons": found.invalid_reasons,
+                   "objective": found.objective, "truncated_by_time": found.truncated_by_time},
+        "producers": {"mapper": mp_reg.name, "cost_model": cm_reg.name, "memory": mb_reg.name},
+    }
+
+
+def _document(resolved: Resolved, network: str, source: str, rows: list[OperationRow]) -> dict[str, Any]:
+    arch = resolved.architecture
+    ops_out = []
+    totals = {"macs": 0, "flops": 0, "cycles": 0.0, "energy_pJ": 0.0, "dram_bytes": 0}
+    for row in rows:
+        op = row.op
+        base = {"name": op.name, "layer": op.layer, "phase": op.phase.value, "kind": op.kind.value,
+                "macs": op.macs, "flops": op.flops, "equation": op.equation(),
+                "dims": dict(op.dims), "tensor_bytes": {t.tensor: t.bytes for t in op.tensors}}
+        if row.error:
+            ops_out.append({**base, "status": "error", "error": row.error})
+            continue
+        rec = row.record
+        ops_out.append({**base, "status": "ok", **rec,
+                        "latency_s": rec["cycles"] / (arch.clock_GHz * 1e9)})
+        totals["macs"] += op.macs
+        totals["flops"] += op.flops
+        totals["cycles"] += rec["cycles"]
+        totals["energy_pJ"] += rec["energy_pJ"]
+        totals["dram_bytes"] += rec["dram_bytes"]
+    latency = totals["cycles"] / (arch.clock_GHz * 1e9)
+    energy_J = totals["energy_pJ"] * 1e-12
+    totals.update({
+        "latency_s": latency,
+        "throughput_GFLOPS": totals["flops"] / latency / 1e9 if latency else 0.0,
+        "efficiency_GFLOPS_per_W": totals["flops"] / energy_J / 1e9 if energy_J else 0.0,
+        "power_W": energy_J / latency if latency else 0.0,
+        "operations_ok": sum(1 for r in rows if not r.error),
+        "operations_failed": sum(1 for r in rows if r.error),
+    })
+    by_phase: dict[str, dict[str, float]] = {}
+    for row in ops_out:
+        if row["status"] != "ok":
+            continue
+        agg = by_phase.setdefault(row["phase"], {"macs": 0, "flops": 0, "cycles": 0.0, "energy_pJ": 0.0})
+        for k in agg:
+            agg[k] += row[k]
+    comps = resolved.components
+    provenance = {
+        "ntframe_version": __version__,
+        "spec_file": str(resolved.loaded.path),
+        "spec_sha256": canonical_hash(resolved.resolved_spec),
+        "spec_file_sha256": resolved.loaded.text_sha256,
+        "resolved_spec": resolved.resolved_spec,
+        "architecture": {"name": arch.name, "file": arch.source, "sha256": arch.content_sha256,
+                         "clock_GHz": arch.clock_GHz,
+                         "precision_bits": {p.value: b for p, b in arch.precision_bits.items()}},
+        "workload": {"network": network, "source": source},
+        "seed": resolved.loaded.spec.mapper.seed,
+        "plugins": {section: {"component": reg.name, "family": reg.family, "plugin": reg.plugin,
+                              "version": reg.version} for section, (reg, _) in comps.items()},
+    }
+    return {"schema": "ntframe.results/1", "name": resolved.loaded.spec.name, "totals": totals,
+            "phases": by_phase, "operations": ops_out, "provenance": provenance}
+
+
+CSV_COLUMNS = ["name", "layer", "phase", "kind", "status", "macs", "flops", "cycles", "on_die_cycles",
+               "memory_cycles", "latency_s", "energy_pJ", "on_die_energy_pJ", "memory_energy_pJ",
+               "compute_energy_pJ", "utilisation", "dram_bytes", "dram_read_bytes", "dram_write_bytes",
+               "mapper", "cost_model", "memory", "error"]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bundle(document: dict[str, Any], folder: Path) -> list[Path]:
+    """``results.json`` and ``operations.csv``, each written whole or not at all."""
+    import csv
+    import io
+    folder.mkdir(parents=True, exist_ok=True)
+    results = folder / "results.json"
+    _atomic_write(results, json.dumps(document, indent=1, sort_keys=False) + "\n")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in document["operations"]:
+        producers = row.get("producers", {})
+        writer.writerow([producers.get(c, "") if c in ("mapper", "cost_model", "memory") else
+                         _fmt(row.get(c, "")) for c in CSV_COLUMNS])
+    table = folder / "operations.csv"
+    _atomic_write(table, buf.getvalue())
+    return [results, table]
+
+
+def _fmt(value: Any) -> Any:
+    return repr(value) if isinstance(value, float) else value
+
+
+def output_folder(loaded: LoadedSpec, override: str | None) -> Path:
+    return Path(override or loaded.spec.output or f"results/{loaded.spec.name}")
+
+
+__all__ = ["resolve", "run", "write_bundle", "output_folder", "Resolved"]

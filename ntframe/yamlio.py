@@ -1,0 +1,210 @@
+"""YAML with line numbers, and pydantic validation whose errors name file, line, dotted path and the fix.
+
+``load_yaml(path)`` returns the data and a :class:`Positions` map from dotted paths to 1-based lines.
+``validate(model, data, positions, ...)`` turns a pydantic ``ValidationError`` into a :class:`SpecError`
+that names the file, the line, the dotted path, the offending value, what is allowed and a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from ntframe.errors import SpecError
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+Loc = tuple[str | int, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that also accepts Timeloop v0.4 node tags (``!Container``, ``!Component``, ...)."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        data = loader.construct_mapping(node, deep=True)
+        return {"_tag": suffix, **data}
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_Loader.add_multi_constructor("!", _tagged)
+
+
+class Positions:
+    """Dotted path -> line of a loaded YAML document (1-based)."""
+
+    def __init__(self, file: str, lines: dict[Loc, int]) -> None:
+        self.file, self._lines = file, lines
+
+    def line(self, loc: Loc) -> int | None:
+        """Line of ``loc``, or of its nearest ancestor that appears in the file."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self._lines:
+                return self._lines[loc]
+            loc = loc[:-1]
+        return self._lines.get((), None)
+
+    def sub(self, prefix: Loc) -> "Positions":
+        """Positions of a sub-tree, re-rooted at ``prefix``."""
+        n = len(prefix)
+        return Positions(self.file, {k[n:]: v for k, v in self._lines.items() if k[:n] == tuple(prefix)})
+
+    def error(self, message: str, loc: Loc) -> SpecError:
+        return SpecError(message, file=self.file, line=self.line(loc), path=dotted(loc))
+
+
+def dotted(loc: Loc) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+    out.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[loc + (key,)] = key_node.start_mark.line + 1
+            _walk(value_node, loc + (key,), out)
+            out[loc + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, loc + (i,), out)
+
+
+def parse_yaml(text: str, file: str) -> tuple[Any, Positions]:
+    """Parse YAML text; malformed YAML raises a SpecError with the line and the parser's reason."""
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise SpecError(f"malformed YAML: {exc.problem or exc}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"malformed YAML: {exc}", file=file) from None
+    lines: dict[Loc, int] = {}
+    if node is not None:
+        _walk(node, (), lines)
+    return data, Positions(file, lines)
+
+
+def load_yaml(path: str | Path) -> tuple[Any, Positions]:
+    """Read and parse a YAML file; a missing or unreadable file is a SpecError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read file: {exc}", file=str(path)) from None
+    return parse_yaml(text, str(path))
+
+
+# --- pydantic errors -> SpecError -------------------------------------------------------------------------
+
+def _unwrap(annotation: Any) -> list[type[pydantic.BaseModel]]:
+    """The pydantic model classes inside an annotation (Optional, list, dict, Union...)."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return [annotation]
+    found: list[type[pydantic.BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(_unwrap(arg))
+    return found
+
+
+def _model_at(model: type[pydantic.BaseModel], loc: Loc) -> type[pydantic.BaseModel] | None:
+    """Follow ``loc`` (field names, list indices, dict keys) through nested model classes."""
+    current: type[pydantic.BaseModel] | None = model
+    pending: list[type[pydantic.BaseModel]] = []
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(part, str) and part in current.model_fields:
+            models = _unwrap(current.model_fields[part].annotation)
+            ann = current.model_fields[part].annotation
+            container = typing.get_origin(ann) in (list, dict, tuple) or any(
+                typing.get_origin(a) in (list, dict, tuple) for a in typing.get_args(ann))
+            current = models[0] if models else None
+            pending = [current] if container and current else []
+        elif pending:
+            pending = []  # an index or key into a container of models
+        else:
+            return None
+    return current
+
+
+def _allowed_keys(model: type[pydantic.BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def format_validation_error(exc: pydantic.ValidationError, model: type[pydantic.BaseModel],
+                            positions: Positions, prefix: Loc = (), owner: str | None = None,
+                            extra_allowed: list[str] | None = None) -> SpecError:
+    """The first error of ``exc`` as a SpecError (the others are listed after it)."""
+    messages = []
+    first_loc: Loc = prefix
+    for i, err in enumerate(exc.errors()):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        full = prefix + loc
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            allowed = (_allowed_keys(parent) if parent else []) + (extra_allowed or [] if len(loc) == 1 else [])
+            key = str(loc[-1])
+            msg = f"unknown key '{key}'"
+            if owner and len(loc) == 1:
+                msg += f" ({owner})"
+            if allowed:
+                msg += f"; allowed keys: {', '.join(sorted(set(allowed)))}"
+                close = difflib.get_close_matches(key, allowed, n=1)
+                if close:
+                    msg += f"; did you mean '{close[0]}'?"
+        elif kind == "missing":
+            msg = f"missing required key '{loc[-1]}'" if loc else "missing value"
+        else:
+            msg = f"{err['msg']}"
+            if "input" in err and kind not in ("model_type", "dict_type"):
+                msg += f" (got {_short(err['input'])})"
+            elif kind in ("model_type", "dict_type"):
+                msg += f" (got {type(err.get('input')).__name__})"
+        line = positions.line(loc)
+        where = f"{positions.file}:{line}" if line else positions.file
+        messages.append(f"{where}: at '{dotted(full) or '<top>'}': {msg}")
+        if i == 0:
+            first_loc = full
+            first_msg, first_line = msg, line
+    more = "" if len(messages) == 1 else "\n" + "\n".join("  also " + m for m in messages[1:])
+    return SpecError(first_msg + more, file=positions.file, line=first_line, path=dotted(first_loc) or "<top>")
+
+
+def validate(model: type[M], data: Any, positions: Positions, *, prefix: Loc = (), owner: str | None = None,
+             extra_allowed: list[str] | None = None) -> M:
+    """Validate ``data`` against ``model``; on failure raise the formatted SpecError."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise format_validation_error(exc, model, positions, prefix, owner, extra_allowed) from None
+
+
+def did_you_mean(value: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(value, allowed, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+__all__ = ["Positions", "load_yaml", "parse_yaml", "validate", "did_you_mean", "dotted"]
