@@ -6,9 +6,10 @@ ZigZag's workload equations::
 
     O[n][m][p][q] += I[n][c][p*s+r][q*s+t] * W[m][c][r][t]
 
-Each tensor axis is a sum of ``coefficient * dimension`` terms (an affine projection without offset: padding
-is represented by the padded coordinate space, as Timeloop does). ``shape`` is the tensor as stored (without
-padding), which is what sizes in bytes count.
+Each tensor axis is a sum of ``coefficient * dimension`` terms plus an ``offset`` (``-padding``): the loop
+nest runs over the padded coordinate space, as Timeloop's does, and a projected index outside ``shape`` is a
+padding zero (never stored, never fetched). ``shape`` is the tensor as stored, which is what sizes in bytes
+count; reuse analysis uses the working set of the projection (padding included, as Timeloop does).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class TensorAccess:
     projection: tuple[Axis, ...]
     shape: tuple[int, ...]          # stored elements per axis (no padding)
     precision_bits: int
+    offsets: tuple[int, ...] = ()   # per axis: stored index = projected index + offset (-padding); () = zeros
 
     @property
     def dims(self) -> frozenset[str]:
@@ -137,7 +139,7 @@ class Operation:
     def shape_key(self) -> tuple:
         """Everything that determines cost, without names: equal keys map and cost identically."""
         return (self.kind.value, self.dims, self.action, self.flops_per_point,
-                tuple((t.name, t.role, t.projection, t.shape, t.precision_bits) for t in self.tensors))
+                tuple((t.name, t.role, t.projection, t.shape, t.precision_bits, t.offsets) for t in self.tensors))
 
     def equation(self) -> str:
         outs = [t for t in self.tensors if t.written]

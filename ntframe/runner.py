@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ntframe import __version__
 from ntframe.arch import Architecture, load_architecture
-from ntframe.components import Component, WorkloadRequest
+from ntframe.components import Component, CostModel, WorkloadRequest
 from ntframe.errors import NtframeError, PluginError, SpecError
 from ntframe.host import PluginHost, Registered
 from ntframe.ir import Operation
@@ -94,6 +94,20 @@ def _attributed(reg: Registered, what: str, fn: Callable[[], Any]) -> Any:
                           component=reg.name) from exc
 
 
+class _AttributedCostModel(CostModel):
+    """Hands a mapper the cost model such that the cost model's own failures stay attributed to it."""
+
+    name = "attributed"
+
+    def __init__(self, model: CostModel, reg: Registered) -> None:
+        super().__init__(model.options)
+        self.model, self.reg = model, reg
+
+    def evaluate(self, operation, mapping, architecture):
+        return _attributed(self.reg, f"evaluating {operation.name}",
+                           lambda: self.model.evaluate(operation, mapping, architecture))
+
+
 def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
     """Run the whole training step; returns the results document (see :func:`write_bundle`)."""
     spec = resolved.loaded.spec
@@ -126,9 +140,10 @@ def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = N
 
 def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:
     spec, arch = resolved.loaded.spec, resolved.architecture
+    attributed = _AttributedCostModel(cost_model, cm_reg)
     found = _attributed(mp_reg, f"mapping search of {op.name}",
-                        lambda: mapper.search(op, arch, cost_model, spec.mapper.budget, spec.mapper.seed))
-    compute = _attributed(cm_reg, f"evaluating {op.name}", lambda: cost_model.evaluate(op, found.mapping, arch))
+                        lambda: mapper.search(op, arch, attributed, spec.mapper.budget, spec.mapper.seed))
+    compute = attributed.evaluate(op, found.mapping, arch)
     traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
                           compute.dram_instances, compute.on_die_cycles)
     mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))

@@ -23,8 +23,9 @@ from ntframe.ir import Layer, Network, Operation, OpKind, Phase, TensorAccess
 
 
 def _t(name: str, tensor: str, role: str, proj: list[list[tuple[str, int]]], shape: tuple[int, ...],
-       bits: int) -> TensorAccess:
-    return TensorAccess(name, tensor, role, tuple(tuple(axis) for axis in proj), tuple(shape), bits)  # type: ignore[arg-type]
+       bits: int, offsets: tuple[int, ...] = ()) -> TensorAccess:
+    return TensorAccess(name, tensor, role, tuple(tuple(axis) for axis in proj), tuple(shape), bits,  # type: ignore[arg-type]
+                        offsets)
 
 
 def _identity(dims: list[str]) -> list[list[tuple[str, int]]]:
@@ -41,8 +42,9 @@ def _conv_ops(layer: Layer, n: int, phases: set[Phase], bits: dict[Phase, int]) 
     y_proj = _identity(["N", "M", "P", "Q"])
     w_proj = _identity(["M", "C", "R", "S"])
     x_shape, y_shape, w_shape = (n, c, h, w), (n, m, pp, qq), (m, c, r, s)
+    pad = p["padding"]
     yield from _weighted_ops(layer, n, phases, bits, OpKind.conv, dims, x_proj, y_proj, w_proj,
-                             x_shape, y_shape, w_shape, bias_dims=("N", "M", "P", "Q"))
+                             x_shape, y_shape, w_shape, bias_dims=("N", "M", "P", "Q"), x_offsets=(0, 0, -pad, -pad))
 
 
 def _fc_ops(layer: Layer, n: int, phases: set[Phase], bits: dict[Phase, int]) -> Iterable[Operation]:
@@ -55,7 +57,7 @@ def _fc_ops(layer: Layer, n: int, phases: set[Phase], bits: dict[Phase, int]) ->
 
 def _weighted_ops(layer: Layer, n: int, phases: set[Phase], bits: dict[Phase, int], kind: OpKind,
                   dims: tuple[tuple[str, int], ...], x_proj, y_proj, w_proj, x_shape, y_shape, w_shape,
-                  bias_dims: tuple[str, ...]) -> Iterable[Operation]:
+                  bias_dims: tuple[str, ...], x_offsets: tuple[int, ...] = ()) -> Iterable[Operation]:
     L = layer.name
     bias = layer.params.get("bias", True)
     bounds = dict(dims)
@@ -64,7 +66,7 @@ def _weighted_ops(layer: Layer, n: int, phases: set[Phase], bits: dict[Phase, in
     if Phase.forward in phases:
         b = bits[Phase.forward]
         yield Operation(f"{L}.forward", L, Phase.forward, kind, dims, (
-            _t("I", f"{L}.X", "read", x_proj, x_shape, b),
+            _t("I", f"{L}.X", "read", x_proj, x_shape, b, x_offsets),
             _t("W", f"{L}.W", "read", w_proj, w_shape, b),
             _t("O", f"{L}.Y", "accumulate", y_proj, y_shape, b)), "mac", 2)
         if bias:
@@ -77,12 +79,12 @@ def _weighted_ops(layer: Layer, n: int, phases: set[Phase], bits: dict[Phase, in
         yield Operation(f"{L}.backward_data", L, Phase.backward_data, kind, dims, (
             _t("dO", f"{L}.dY", "read", y_proj, y_shape, b),
             _t("W", f"{L}.W", "read", w_proj, w_shape, b),
-            _t("dI", f"{L}.dX", "accumulate", x_proj, x_shape, b)), "mac", 2)
+            _t("dI", f"{L}.dX", "accumulate", x_proj, x_shape, b, x_offsets)), "mac", 2)
     if Phase.backward_weight in phases:
         b = bits[Phase.backward_weight]
         yield Operation(f"{L}.backward_weight", L, Phase.backward_weight, kind, dims, (
             _t("dO", f"{L}.dY", "read", y_proj, y_shape, b),
-            _t("I", f"{L}.X", "read", x_proj, x_shape, b),
+            _t("I", f"{L}.X", "read", x_proj, x_shape, b, x_offsets),
             _t("dW", f"{L}.dW", "accumulate", w_proj, w_shape, b)), "mac", 2)
         if bias:
             yield Operation(f"{L}.backward_weight.bias", L, Phase.backward_weight, OpKind.reduction, bdims, (

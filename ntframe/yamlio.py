@@ -8,6 +8,7 @@ that names the file, the line, the dotted path, the offending value, what is all
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -159,7 +160,8 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[pydantic.
     """The first error of ``exc`` as a SpecError (the others are listed after it)."""
     messages = []
     first_loc: Loc = prefix
-    for i, err in enumerate(exc.errors()):
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # unknown keys first
+    for i, err in enumerate(errors):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         full = prefix + loc
         kind = err["type"]
@@ -181,6 +183,9 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[pydantic.
             msg = f"{err['msg']}"
             if "input" in err and kind not in ("model_type", "dict_type"):
                 msg += f" (got {_short(err['input'])})"
+            expected = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+            if kind in ("literal_error", "enum") and isinstance(err.get("input"), str) and expected:
+                msg += did_you_mean(err["input"], expected)
             elif kind in ("model_type", "dict_type"):
                 msg += f" (got {type(err.get('input')).__name__})"
         line = positions.line(loc)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "small-cnn.yaml"
+
+
+def ntframe_cmd(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 120):
+    """Run the installed ``ntframe`` console script (as a user would) and return the CompletedProcess."""
+    exe = shutil.which("ntframe", path=str(Path(sys.executable).parent)) or shutil.which("ntframe")
+    assert exe, "the ntframe console script is not installed"
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def host():
+    from ntframe.host import PluginHost
+    return PluginHost().load()

@@ -1,0 +1,104 @@
+"""Per-level access counts, energy and cycles of tiny mappings, counted by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from ntframe.ir import Layer, Network, Phase
+from ntframe.mapping import LevelMapping, Mapping, structural_problems
+from ntframe.nest import analyse, capacity_problems, tile_bytes
+from ntframe.testing import check_cost_model, tiny_architecture
+from ntframe.training import expand
+
+BITS = dict.fromkeys(Phase, 16)
+
+
+def fc_forward(n, c, m):
+    net = Network("t", n, (Layer("fc", "fc", (c,), (m,), {"bias": False}, is_first=True),))
+    return expand(net, [Phase.forward], BITS)[0]
+
+
+def counts(analysis):
+    return {(lvl.level, t.tensor): (t.reads, t.fills, t.updates) for lvl in analysis.levels for t in lvl.tensors}
+
+
+def test_output_stationary_fc_with_weight_multicast(tmp_path):
+    """FC N=2, C=3, M=4 on DRAM -> 2 PEs (register file + MAC):
+         dram: for M in [0:2)
+         rf:   spatial M in [0:2);  for N in [0:2), for C in [0:3)
+    """
+    arch = tiny_architecture(tmp_path)
+    op = fc_forward(2, 3, 4)
+    mapping = Mapping((LevelMapping("dram", (("M", 2),)),
+                       LevelMapping("rf", (("N", 2), ("C", 3)), (("M", 2),))))
+    assert structural_problems(op, mapping, arch) == []
+    a = analyse(op, mapping)
+    assert [lvl.instances for lvl in a.levels] == [1, 2]
+    assert a.temporal_steps == 12 and a.compute_instances == 2
+    got = counts(a)
+    # DRAM, per step it sends the union of the 2 PEs' tiles; the input is the same for both PEs (multicast)
+    assert got[("dram", "I")] == (6, 0, 0)        # I stays in the RFs across the M loop: read once
+    assert got[("dram", "W")] == (12, 0, 0)       # every weight once
+    assert got[("dram", "O")] == (0, 0, 8)        # every output written once, never read back
+    # one RF (per instance): C is innermost, so each output stays at the MAC for 3 MACs
+    assert got[("rf", "I")] == (12, 6, 0)         # 12 operand reads; filled once with its 2x3 tile
+    assert got[("rf", "W")] == (12, 6, 0)         # refilled (3 weights) for each of the 2 M steps
+    assert got[("rf", "O")] == (4, 0, 4)          # 4 updates; 4 drained to DRAM; no partial-sum read-back
+    assert tile_bytes(op, mapping) == [(6 + 12 + 8) * 2, (6 + 3 + 2) * 2]
+
+    from ntframe_plugins.native_cost import NativeCostModel
+    cost = NativeCostModel().evaluate(op, mapping, arch)
+    dram, rf = cost.levels
+    assert dram.energy_pJ == pytest.approx(18 * 16 * 1.0 + 8 * 16 * 2.0)       # 544 pJ
+    assert rf.energy_pJ == pytest.approx(2 * (28 * 16 * 0.1 + 16 * 16 * 0.2))  # 192 pJ
+    assert cost.compute_energy_pJ == pytest.approx(24 * 1.0)
+    assert cost.energy_pJ == pytest.approx(760.0)
+    assert dram.bandwidth_bound_cycles == pytest.approx((18 + 8) * 2 / 4)      # 13 cycles at 4 B/cycle
+    assert rf.bandwidth_bound_cycles == pytest.approx((28 + 12 + 4) * 2 / 8)   # 11 cycles at 8 B/cycle
+    assert cost.compute_cycles == 12 and cost.on_die_cycles == 12 and cost.cycles == 13
+    assert cost.utilisation == pytest.approx(24 / (2 * 13))
+    assert cost.dram_read_bytes_by_tensor == {"fc.X": 12, "fc.W": 24}
+    assert cost.dram_write_bytes_by_tensor == {"fc.Y": 16}
+    check_cost_model(cost, op, arch)
+
+
+def test_spatial_reduction_of_partial_sums(tmp_path):
+    """FC N=1, C=4, M=2; the two PEs split C, so their partial sums are reduced on the way up:
+         dram: for M in [0:2)
+         rf:   spatial C in [0:2); for C in [0:2)
+    """
+    arch = tiny_architecture(tmp_path)
+    op = fc_forward(1, 4, 2)
+    mapping = Mapping((LevelMapping("dram", (("M", 2),)), LevelMapping("rf", (("C", 2),), (("C", 2),))))
+    got = counts(analyse(op, mapping))
+    assert got[("dram", "I")] == (4, 0, 0)
+    assert got[("dram", "W")] == (8, 0, 0)
+    assert got[("dram", "O")] == (0, 0, 2)        # 2 updates, not 4: the PEs' sums are reduced spatially
+    assert got[("rf", "I")] == (4, 2, 0)
+    assert got[("rf", "W")] == (4, 4, 0)
+    assert got[("rf", "O")] == (2, 0, 2)
+
+
+def test_partial_sums_read_back_when_reduction_is_outer(tmp_path):
+    """C outside M at DRAM: each output is revisited, so its partial sum is read back once per revisit."""
+    arch = tiny_architecture(tmp_path)
+    op = fc_forward(1, 2, 2)
+    mapping = Mapping((LevelMapping("dram", (("C", 2), ("M", 2))), LevelMapping("rf", ())))
+    got = counts(analyse(op, mapping))
+    assert got[("dram", "O")] == (2, 0, 4)        # 4 updates, the first 2 need no read
+    assert got[("rf", "O")] == (6, 2, 4)          # 2 partial sums filled and read by the MAC, 4 drains
+    assert structural_problems(op, mapping, arch) == []
+
+
+def test_capacity_and_fanout_problems(tmp_path):
+    arch = tiny_architecture(tmp_path)
+    op = fc_forward(4, 8, 4)
+    everything_in_rf = Mapping((LevelMapping("dram", ()), LevelMapping("rf", (("N", 4), ("C", 8), ("M", 4)))))
+    # I 4x8 + W 4x8 + O 4x4 = 80 elements of 2 bytes in one 64-byte register file
+    assert capacity_problems(op, everything_in_rf, arch) == ["capacity: rf needs 160 B per instance, holds 64 B"]
+    too_wide = Mapping((LevelMapping("dram", (("N", 4), ("C", 8))), LevelMapping("rf", (), (("M", 4),))))
+    assert structural_problems(op, too_wide, arch) == [
+        "fan-out: rf has 2 instances per parent, the mapping uses 4"]
+    wrong_product = Mapping((LevelMapping("dram", (("N", 2), ("C", 8))), LevelMapping("rf", (), (("M", 2),))))
+    assert structural_problems(op, wrong_product, arch) == ["factors of N multiply to 2, not its bound 4",
+                                                            "factors of M multiply to 2, not its bound 4"]
