@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -140,9 +141,10 @@ def test_broken_plugin_leaves_the_cli_working(tmp_path):
 @pytest.mark.slow
 def test_example_third_party_plugin_installed_for_real(tmp_path):
     """pip-installs examples/ntframe-roofline into a target folder and selects its cost model from a spec."""
-    target = tmp_path / "site"
+    target, source = tmp_path / "site", tmp_path / "src"
+    shutil.copytree(ROOT / "examples" / "ntframe-roofline", source)   # builds write next to the sources
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                          str(ROOT / "examples" / "ntframe-roofline")], capture_output=True, text=True, timeout=300)
+                          str(source)], capture_output=True, text=True, timeout=300)
     assert pip.returncode == 0, pip.stderr
     env = {"PYTHONPATH": str(target)}
     plugins = {p["name"]: p for p in json.loads(ntframe_cmd("plugins", "--json", env=env).stdout)}
