@@ -92,6 +92,8 @@ class OpKind(str, Enum):
     reduction = "reduction"
     pool = "pool"
     norm = "norm"
+    gather = "gather"
+    scatter = "scatter"
     update = "update"
 
 
@@ -105,8 +107,11 @@ class Operation:
     kind: OpKind
     dims: tuple[tuple[str, int], ...]   # loop bounds, in a canonical order
     tensors: tuple[TensorAccess, ...]
-    action: Literal["mac", "add"]   # the datapath action each loop-nest point costs (one per point)
-    flops_per_point: int            # FLOPs per point: 2 per multiply-accumulate, 1 per add/compare
+    action: Literal["mac", "add"]   # the datapath action each loop-nest point costs
+    flops_per_point: int            # FLOPs per point: 2 per multiply-accumulate, 1 per add/compare/...
+    ops_per_point: int = 1          # datapath actions per point (e.g. 2 MACs for an SGD-momentum update)
+    sequential: tuple[str, ...] = ()    # dimensions with a dependence between iterations (time steps): they
+                                        # must stay temporal loops, outermost, in order
     note: str = ""
 
     @property
@@ -138,7 +143,7 @@ class Operation:
 
     def shape_key(self) -> tuple:
         """Everything that determines cost, without names: equal keys map and cost identically."""
-        return (self.kind.value, self.dims, self.action, self.flops_per_point,
+        return (self.kind.value, self.dims, self.action, self.flops_per_point, self.ops_per_point, self.sequential,
                 tuple((t.name, t.role, t.projection, t.shape, t.precision_bits, t.offsets) for t in self.tensors))
 
     def equation(self) -> str:
@@ -152,19 +157,53 @@ class Operation:
 
 @dataclass(frozen=True)
 class Layer:
-    """A layer with its per-sample input and output shapes resolved. ``kind``-specific fields in ``params``."""
+    """A layer with its per-sample shapes resolved. Kind-specific settings are in ``params``.
+
+    ``inputs`` names the producing layers (or network inputs); ``grad_inputs`` says, per input, whether a
+    gradient must be computed for it (False for network inputs and for anything with no parameters upstream).
+    """
 
     name: str
-    kind: str                       # conv, fc, relu
-    input_shape: tuple[int, ...]    # per sample: (C, H, W) or (features,)
+    kind: str
+    input_shapes: tuple[tuple[int, ...], ...]   # per sample, one per input
     output_shape: tuple[int, ...]
     params: dict = field(default_factory=dict, compare=False, hash=False)
-    is_first: bool = False          # consumes the network input: no backward_data
+    inputs: tuple[str, ...] = ()
+    grad_inputs: tuple[bool, ...] = ()
+    weights: int = 0                            # trainable parameters (elements)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.input_shapes[0]
+
+    @property
+    def is_first(self) -> bool:
+        """True when no input needs a gradient (no backward_data)."""
+        return not any(self.grad_inputs)
+
+
+@dataclass(frozen=True)
+class NetworkInput:
+    name: str
+    shape: tuple[int, ...]          # per sample
+    dtype: Literal["float", "index"] = "float"
 
 
 @dataclass(frozen=True)
 class Network:
     name: str
     batch: int
-    layers: tuple[Layer, ...]
+    layers: tuple[Layer, ...]       # in a topological (execution) order
+    inputs: tuple[NetworkInput, ...] = ()
     source: str = ""                # file or description the frontend read
+
+    def consumers(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for layer in self.layers:
+            for src in layer.inputs:
+                out.setdefault(src, []).append(layer.name)
+        return out
+
+    @property
+    def weights(self) -> int:
+        return sum(layer.weights for layer in self.layers)

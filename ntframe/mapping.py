@@ -92,6 +92,17 @@ def structural_problems(op: Operation, mapping: Mapping, arch: Architecture) -> 
         product *= math.prod(f for dd, f in mapping.compute_spatial if dd == d)
         if product != bound:
             problems.append(f"factors of {d} multiply to {product}, not its bound {bound}")
+    for d in op.sequential:
+        spatial = [lvl.level for lvl in mapping.levels if lvl.spatial_factor(d) > 1]
+        spatial += ["compute"] if any(dd == d and f > 1 for dd, f in mapping.compute_spatial) else []
+        inner = [lvl.level for lvl in mapping.levels[1:] if lvl.temporal_factor(d) > 1]
+        if spatial or inner:
+            problems.append(f"sequential: '{d}' (a dependence between iterations) must stay a temporal loop at "
+                            f"{mapping.levels[0].level}, found at {', '.join(spatial + inner)}")
+    top = [d for d, f in mapping.levels[0].temporal if f > 1]
+    seq = [d for d in op.sequential if bounds[d] > 1]
+    if top[: len(seq)] != seq:
+        problems.append(f"sequential: {', '.join(seq)} must be the outermost loops of {mapping.levels[0].level}")
     for row, fanout, name in zip(mapping.spatial_rows(), arch.fanouts,
                                  [lvl.name for lvl in arch.levels] + [arch.compute.name]):
         used = math.prod(f for _, f in row)

@@ -158,7 +158,7 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
         "on_die_energy_pJ": compute.on_die_energy_pJ,
         "memory_energy_pJ": mem.energy_pJ,
         "compute_energy_pJ": compute.compute_energy_pJ,
-        "utilisation": op.points / (arch.peak_ops_per_cycle * cycles) if cycles else 0.0,
+        "utilisation": op.points * op.ops_per_point / (arch.peak_ops_per_cycle * cycles) if cycles else 0.0,
         "dram_bytes": traffic.read_bytes + traffic.write_bytes,
         "dram_read_bytes": traffic.read_bytes,
         "dram_write_bytes": traffic.write_bytes,

@@ -51,10 +51,11 @@ def execute_macs(op: Operation, arrays: dict[str, np.ndarray]) -> np.ndarray:
 
 def check_cost_model(cost, op: Operation, arch: Architecture) -> None:
     """Assert the invariants any ComputeCost must satisfy."""
-    assert cost.cycles >= cost.on_die_cycles >= cost.compute_cycles > 0
+    assert cost.cycles >= cost.on_die_cycles >= cost.compute_cycles >= 0
+    assert cost.cycles > 0
     assert cost.energy_pJ >= cost.compute_energy_pJ >= 0
-    assert 0 < cost.utilisation <= 1 + 1e-9
-    assert cost.compute_cycles * arch.peak_ops_per_cycle >= op.points - 1e-6
+    assert 0 <= cost.utilisation <= 1 + 1e-9
+    assert cost.compute_cycles * arch.peak_ops_per_cycle >= op.points * op.ops_per_point - 1e-6
     mem = [lvl for lvl in cost.levels if lvl.is_memory]
     assert len(mem) <= 1
 

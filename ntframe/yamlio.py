@@ -124,25 +124,55 @@ def _unwrap(annotation: Any) -> list[type[pydantic.BaseModel]]:
     return found
 
 
+def _discriminated(models: list[type[pydantic.BaseModel]], tag: str) -> type[pydantic.BaseModel] | None:
+    """The union member whose Literal-typed field admits ``tag`` (pydantic puts the tag in error locations)."""
+    for m in models:
+        for f in m.model_fields.values():
+            if typing.get_origin(f.annotation) is typing.Literal and tag in typing.get_args(f.annotation):
+                return m
+    return None
+
+
 def _model_at(model: type[pydantic.BaseModel], loc: Loc) -> type[pydantic.BaseModel] | None:
-    """Follow ``loc`` (field names, list indices, dict keys) through nested model classes."""
-    current: type[pydantic.BaseModel] | None = model
-    pending: list[type[pydantic.BaseModel]] = []
+    """Follow a raw pydantic error location (field names, list indices, dict keys, union tags) through the
+    nested model classes; None where it leaves them."""
+    candidates: list[type[pydantic.BaseModel]] = [model]
     for part in loc:
-        if current is None:
-            return None
+        if len(candidates) > 1:
+            if isinstance(part, str):
+                chosen = _discriminated(candidates, part)
+                if chosen is None:
+                    return None
+                candidates = [chosen]
+            continue                                   # an index into a list of union members
+        current = candidates[0]
         if isinstance(part, str) and part in current.model_fields:
-            models = _unwrap(current.model_fields[part].annotation)
-            ann = current.model_fields[part].annotation
-            container = typing.get_origin(ann) in (list, dict, tuple) or any(
-                typing.get_origin(a) in (list, dict, tuple) for a in typing.get_args(ann))
-            current = models[0] if models else None
-            pending = [current] if container and current else []
-        elif pending:
-            pending = []  # an index or key into a container of models
-        else:
+            candidates = _unwrap(current.model_fields[part].annotation)
+            if not candidates:
+                return None
+        elif not isinstance(part, int):
+            if _discriminated([current], str(part)) is current:
+                continue                               # the tag of the member we are in
             return None
-    return current
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _clean_loc(loc: Loc, data: Any) -> Loc:
+    """Drop what pydantic adds to a location that is not in the data (union tags and member names)."""
+    out: list[str | int] = []
+    current = data
+    for part in loc:
+        if isinstance(current, dict) and part in current:
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, dict) and not any(isinstance(p, str) and p in current
+                                                   for p in loc[len(out):]):
+            out.append(part)                           # a missing or unknown key: keep it, stop here
+            break
+    return tuple(out)
 
 
 def _allowed_keys(model: type[pydantic.BaseModel]) -> list[str]:
@@ -156,17 +186,18 @@ def _short(value: Any) -> str:
 
 def format_validation_error(exc: pydantic.ValidationError, model: type[pydantic.BaseModel],
                             positions: Positions, prefix: Loc = (), owner: str | None = None,
-                            extra_allowed: list[str] | None = None) -> SpecError:
+                            extra_allowed: list[str] | None = None, data: Any = None) -> SpecError:
     """The first error of ``exc`` as a SpecError (the others are listed after it)."""
     messages = []
     first_loc: Loc = prefix
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # unknown keys first
     for i, err in enumerate(errors):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        raw = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        loc = _clean_loc(raw, data) if data is not None else raw
         full = prefix + loc
         kind = err["type"]
         if kind == "extra_forbidden":
-            parent = _model_at(model, loc[:-1])
+            parent = _model_at(model, raw[:-1])
             allowed = (_allowed_keys(parent) if parent else []) + (extra_allowed or [] if len(loc) == 1 else [])
             key = str(loc[-1])
             msg = f"unknown key '{key}'"
@@ -177,6 +208,13 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[pydantic.
                 close = difflib.get_close_matches(key, allowed, n=1)
                 if close:
                     msg += f"; did you mean '{close[0]}'?"
+        elif kind == "union_tag_invalid":
+            ctx = err.get("ctx") or {}
+            key = str(ctx.get("discriminator", "type")).strip("'")
+            tag = str(ctx.get("tag"))
+            expected = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+            loc, full = loc + (key,), full + (key,)
+            msg = f"unknown {key} '{tag}'; allowed: {', '.join(expected)}{did_you_mean(tag, expected)}"
         elif kind == "missing":
             msg = f"missing required key '{loc[-1]}'" if loc else "missing value"
         else:
@@ -204,7 +242,7 @@ def validate(model: type[M], data: Any, positions: Positions, *, prefix: Loc = (
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise format_validation_error(exc, model, positions, prefix, owner, extra_allowed) from None
+        raise format_validation_error(exc, model, positions, prefix, owner, extra_allowed, data) from None
 
 
 def did_you_mean(value: str, allowed: list[str]) -> str:

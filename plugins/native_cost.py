@@ -3,7 +3,8 @@
 Access counts per level and tensor come from :func:`ntframe.nest.analyse` (tile reuse, multicast, spatial
 reduction). Energy = accesses × precision bits × the level's energy per bit (reads at the read energy; fills and
 updates at the write energy) + one datapath action per loop-nest point at the compute unit's energy for the
-operand precision. Cycles = the largest of: the compute units' temporal steps (÷ ops per cycle) and each level's
+operand precision (``ops_per_point`` actions per point). Cycles = the largest of: the compute units' temporal steps
+× ops per point (÷ ops per cycle) and each level's
 per-instance traffic divided by its per-instance bandwidth (the slowest level bounds the operation, as in
 Timeloop's ``topology.cpp``). Utilisation = points ÷ (peak ops per cycle × cycles).
 The outermost ``DRAM`` level is marked as the memory level: the runner replaces its share with what the
@@ -56,11 +57,12 @@ class NativeCostModel(CostModel):
             levels.append(LevelCost(spec_level.name, acc.instances, reads, fills, updates, read_bits, write_bits,
                                     level_energy, per_instance_bits / 8 / spec_level.bytes_per_cycle, is_memory))
         op_bits = max(bits.values())
-        compute_energy = operation.points * architecture.compute.energy_pJ(operation.action, op_bits)
-        compute_cycles = analysis.temporal_steps / architecture.compute.ops_per_cycle
+        actions = operation.points * operation.ops_per_point
+        compute_energy = actions * architecture.compute.energy_pJ(operation.action, op_bits)
+        compute_cycles = analysis.temporal_steps * operation.ops_per_point / architecture.compute.ops_per_cycle
         on_die = max([compute_cycles] + [lvl.bandwidth_bound_cycles for lvl in levels if not lvl.is_memory])
         cycles = max([on_die] + [lvl.bandwidth_bound_cycles for lvl in levels])
-        utilisation = operation.points / (architecture.peak_ops_per_cycle * cycles) if cycles else 0.0
+        utilisation = actions / (architecture.peak_ops_per_cycle * cycles) if cycles else 0.0
         return ComputeCost(cycles, on_die, compute_cycles, energy + compute_energy, compute_energy, utilisation,
                            tuple(levels), dram_reads, dram_writes, analysis.levels[0].instances)
 

@@ -103,7 +103,8 @@ class NativeMapper(MappingSearcher):
     @staticmethod
     def _outermost(op: Operation, arch: Architecture) -> Mapping:
         levels = [LevelMapping(lvl.name, ()) for lvl in arch.levels]
-        levels[0] = LevelMapping(arch.levels[0].name, tuple((d, b) for d, b in op.dims if b > 1))
+        order = [d for d in op.sequential] + [d for d, _ in op.dims if d not in op.sequential]
+        levels[0] = LevelMapping(arch.levels[0].name, tuple((d, op.bounds[d]) for d in order if op.bounds[d] > 1))
         return Mapping(tuple(levels))
 
     def _sample(self, op: Operation, arch: Architecture, rng: random.Random) -> Mapping:
@@ -112,8 +113,10 @@ class NativeMapper(MappingSearcher):
         temporal = [dict.fromkeys(op.bounds, 1) for _ in range(k)]
         spatial = [dict.fromkeys(op.bounds, 1) for _ in range(k + 1)]
         used = [1] * (k + 1)
-        primes = [(d, p) for d, b in op.dims for p in prime_factors(b)]
+        primes = [(d, p) for d, b in op.dims if d not in op.sequential for p in prime_factors(b)]
         rng.shuffle(primes)
+        for d in op.sequential:                  # dependences: temporal, outermost, at the top level
+            temporal[0][d] = op.bounds[d]
         for d, p in primes:
             rows = [r for r in range(k + 1) if used[r] * p <= fanouts[r]]
             if rows and rng.random() < self.options.spatial_probability:
@@ -125,8 +128,10 @@ class NativeMapper(MappingSearcher):
         self._repair(op, arch, temporal, spatial, rng)
         levels = []
         for lvl in range(k):
-            dims = [d for d, f in temporal[lvl].items() if f > 1]
+            dims = [d for d, f in temporal[lvl].items() if f > 1 and d not in op.sequential]
             rng.shuffle(dims)
+            if lvl == 0:
+                dims = [d for d in op.sequential if temporal[0][d] > 1] + dims
             levels.append(LevelMapping(arch.levels[lvl].name, tuple((d, temporal[lvl][d]) for d in dims),
                                        tuple((d, f) for d, f in spatial[lvl].items() if f > 1)))
         return Mapping(tuple(levels), tuple((d, f) for d, f in spatial[k].items() if f > 1))
@@ -148,7 +153,8 @@ class NativeMapper(MappingSearcher):
                             tuple((d, f) for d, f in spatial[k].items() if f > 1))
                 if tile_bytes(op, m)[lvl] <= capacity:
                     break
-                movable = [(i, d) for i in range(lvl, k) for d, f in temporal[i].items() if f > 1]
+                movable = [(i, d) for i in range(lvl, k) for d, f in temporal[i].items()
+                           if f > 1 and d not in op.sequential]
                 if movable:
                     i, d = rng.choice(movable)
                     p = prime_factors(temporal[i][d])[0]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ntframe.ir import Layer, Network, Phase
+from ntframe.builder import NetworkBuilder
+from ntframe.ir import Phase
 from ntframe.mapping import LevelMapping, Mapping, structural_problems
 from ntframe.nest import analyse, capacity_problems, tile_bytes
 from ntframe.testing import check_cost_model, tiny_architecture
@@ -14,8 +15,9 @@ BITS = dict.fromkeys(Phase, 16)
 
 
 def fc_forward(n, c, m):
-    net = Network("t", n, (Layer("fc", "fc", (c,), (m,), {"bias": False}, is_first=True),))
-    return expand(net, [Phase.forward], BITS)[0]
+    b = NetworkBuilder("t")
+    b.linear(b.input("x", (c,)), m, bias=False, name="fc")
+    return expand(b.build(n), [Phase.forward], BITS)[0]
 
 
 def counts(analysis):
@@ -57,7 +59,7 @@ def test_output_stationary_fc_with_weight_multicast(tmp_path):
     assert rf.bandwidth_bound_cycles == pytest.approx((28 + 12 + 4) * 2 / 8)   # 11 cycles at 8 B/cycle
     assert cost.compute_cycles == 12 and cost.on_die_cycles == 12 and cost.cycles == 13
     assert cost.utilisation == pytest.approx(24 / (2 * 13))
-    assert cost.dram_read_bytes_by_tensor == {"fc.X": 12, "fc.W": 24}
+    assert cost.dram_read_bytes_by_tensor == {"x": 12, "fc.W": 24}
     assert cost.dram_write_bytes_by_tensor == {"fc.Y": 16}
     check_cost_model(cost, op, arch)
 

@@ -85,14 +85,15 @@ def test_errors_in_referenced_files_name_that_file(tmp_path, host):
     assert "did you mean 'capacity_bytes'?" in str(err)
     layers = tmp_path / "net.yaml"
     layers.write_text("network:\n  name: n\n  input: {features: 4}\n  layers:\n"
-                      "    - {name: a, type: fc, out_features: 2}\n    - {name: b, type: pool}\n")
+                      "    - {name: a, type: fc, out_features: 2}\n    - {name: b, type: conv3d}\n")
     path = tmp_path / "spec.yaml"
     path.write_text(GOOD.replace("file: small-cnn", "file: net.yaml"))
     from ntframe.runner import run
     with pytest.raises(SpecError) as info:
         run(resolve(load_spec(path), host))
-    assert info.value.file == str(layers) and info.value.line == 6 and info.value.path == "network.layers.1"
-    assert "'conv', 'fc', 'relu'" in str(info.value)
+    assert info.value.file == str(layers) and info.value.line == 6 and info.value.path == "network.layers.1.type"
+    assert "unknown type 'conv3d'; allowed: conv, linear, fc, pool" in str(info.value)
+    assert "did you mean 'conv'?" in str(info.value)
 
 
 def test_unsourced_architecture_numbers_are_rejected(tmp_path, host):

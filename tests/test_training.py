@@ -5,27 +5,34 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ntframe.ir import Layer, Network, Phase, PHASES
+from ntframe.builder import NetworkBuilder
+from ntframe.ir import PHASES, Phase
 from ntframe.testing import execute_macs
 from ntframe.training import expand
 
 BITS = {Phase.forward: 16, Phase.backward_data: 32, Phase.backward_weight: 32, Phase.update: 32}
 
 
-def conv_layer(first=False, c=3, h=7, w=7, m=4, k=3, stride=2, pad=1, name="conv"):
-    p = (h + 2 * pad - k) // stride + 1
-    q = (w + 2 * pad - k) // stride + 1
-    return Layer(name, "conv", (c, h, w), (m, p, q), {"kernel": (k, k), "stride": stride, "padding": pad,
-                                                      "bias": True}, is_first=first)
+def expand_one(build, batch=2, phases=PHASES, optimizer="sgd"):
+    """``build(builder, x)`` adds layers after an input 'x' that needs a gradient (a bias-free 1x1 conv
+    or linear 'pre' is placed first, so the layer under test is not the first one)."""
+    b = NetworkBuilder("t")
+    build(b)
+    return {o.name: o for o in expand(b.build(batch), phases, BITS, optimizer)}
 
 
-def ops_by_name(layer, batch=2, phases=PHASES):
-    return {o.name: o for o in expand(Network("t", batch, (layer,)), phases, BITS)}
+def conv_net(first=False, c=3, h=7, w=7, m=4, k=3, stride=2, pad=1, dilation=1, groups=1, bias=True):
+    def build(b):
+        x = b.input("x", (c, h, w))
+        if not first:
+            x = b.conv(x, c, 1, bias=False, name="pre")
+        b.conv(x, m, k, stride, pad, dilation, groups, bias, name="conv")
+    return build
 
 
 def test_strided_padded_conv_all_phases_by_hand():
     # N=2, C=3, 7x7 input, M=4, 3x3 kernel, stride 2, padding 1 -> P=Q=(7+2-3)//2+1=4
-    ops = ops_by_name(conv_layer())
+    ops = expand_one(conv_net())
     macs = 2 * 4 * 3 * 4 * 4 * 3 * 3
     assert macs == 3456
     for phase in ("forward", "backward_data", "backward_weight"):
@@ -34,7 +41,7 @@ def test_strided_padded_conv_all_phases_by_hand():
     assert ops["conv.forward.bias"].flops == 2 * 4 * 4 * 4 and ops["conv.forward.bias"].macs == 0
     assert ops["conv.backward_weight.bias"].flops == 128
     assert ops["conv.update"].flops == 2 * (4 * 3 * 3 * 3)        # scale and subtract per weight
-    assert ops["conv.update.bias"].flops == 2 * 4
+    assert ops["conv.update.b"].flops == 2 * 4
     fwd = ops["conv.forward"]
     assert fwd.tensor("I").bytes == 2 * 3 * 7 * 7 * 2           # 16-bit forward
     assert fwd.tensor("O").bytes == 2 * 4 * 4 * 4 * 2
@@ -44,31 +51,36 @@ def test_strided_padded_conv_all_phases_by_hand():
 
 
 def test_first_layer_has_no_backward_data():
-    assert "conv.backward_data" not in ops_by_name(conv_layer(first=True))
-    assert "conv.backward_data" in ops_by_name(conv_layer(first=False))
+    assert "conv.backward_data" not in expand_one(conv_net(first=True))
+    assert "conv.backward_data" in expand_one(conv_net(first=False))
+    assert "pre.backward_data" not in expand_one(conv_net(first=False))
 
 
 def test_fc_all_phases_by_hand():
-    fc = Layer("fc", "fc", (12,), (5,), {"bias": True})
-    ops = ops_by_name(fc, batch=3)
+    def build(b):
+        b.linear(b.linear(b.input("x", (12,)), 12, bias=False, name="pre"), 5, name="fc")
+    ops = expand_one(build, batch=3)
     for phase in ("forward", "backward_data", "backward_weight"):
         assert ops[f"fc.{phase}"].macs == 3 * 5 * 12
         assert ops[f"fc.{phase}"].flops == 2 * 180
     assert ops["fc.forward.bias"].flops == 15
-    assert ops["fc.update"].flops == 120 and ops["fc.update.bias"].flops == 10
+    assert ops["fc.update"].flops == 120 and ops["fc.update.b"].flops == 10
 
 
 def test_relu_phases():
-    relu = Layer("r", "relu", (4, 2, 2), (4, 2, 2), {})
-    ops = ops_by_name(relu, batch=2)
-    assert set(ops) == {"r.forward", "r.backward_data"}
+    def build(b):
+        b.relu(b.conv(b.input("x", (4, 2, 2)), 4, 1, bias=False, name="pre"), name="r")
+    ops = expand_one(build)
+    assert {n for n in ops if n.startswith("r.")} == {"r.forward", "r.backward_data"}
     assert ops["r.forward"].flops == 32 and ops["r.backward_data"].flops == 32
     assert ops["r.forward"].macs == 0
 
 
 def test_phase_selection_and_order():
-    net = Network("t", 2, (conv_layer(first=True, name="a"), Layer("r", "relu", (4, 4, 4), (4, 4, 4), {}),
-                           conv_layer(c=4, h=4, w=4, name="b")))
+    b = NetworkBuilder("t")
+    y = b.conv(b.input("x", (3, 7, 7)), 4, 3, 2, 1, name="a")
+    b.conv(b.relu(y, name="r"), 4, 3, 1, 1, name="b")
+    net = b.build(2)
     names = [o.name for o in expand(net, PHASES, BITS)]
     assert names.index("b.forward") < names.index("b.backward_data") < names.index("a.backward_weight")
     assert names[-1].startswith("b.update")
@@ -76,28 +88,33 @@ def test_phase_selection_and_order():
     assert {o.phase for o in only_fwd} == {Phase.forward}
 
 
-def _direct_conv(x, w, stride, pad):
+def _direct_conv(x, w, stride, pad, dilation=1, groups=1):
     n, c, h, _ = x.shape
-    m, _, k, _ = w.shape
+    m, cg, k, _ = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    p = (h + 2 * pad - k) // stride + 1
+    span = dilation * (k - 1) + 1
+    p = (h + 2 * pad - span) // stride + 1
     y = np.zeros((n, m, p, p))
+    mg = m // groups
     for i in range(p):
         for j in range(p):
-            patch = xp[:, :, i * stride:i * stride + k, j * stride:j * stride + k]
-            y[:, :, i, j] = np.einsum("nchw,mchw->nm", patch, w)
+            patch = xp[:, :, i * stride:i * stride + span:dilation, j * stride:j * stride + span:dilation]
+            for g in range(groups):
+                y[:, g * mg:(g + 1) * mg, i, j] = np.einsum(
+                    "nchw,mchw->nm", patch[:, g * cg:(g + 1) * cg], w[g * mg:(g + 1) * mg])
     return y
 
 
-@pytest.mark.parametrize("stride,pad", [(1, 0), (1, 1), (2, 1), (3, 2)])
-def test_loop_nests_compute_the_true_conv_and_its_gradients(stride, pad):
+@pytest.mark.parametrize("stride,pad,dilation,groups", [(1, 0, 1, 1), (1, 1, 1, 1), (2, 1, 1, 1), (3, 2, 1, 1),
+                                                        (1, 2, 2, 1), (2, 1, 1, 2), (1, 1, 1, 4)])
+def test_loop_nests_compute_the_true_conv_and_its_gradients(stride, pad, dilation, groups):
     rng = np.random.default_rng(0)
-    layer = conv_layer(c=2, h=7, w=7, m=3, k=3, stride=stride, pad=pad)
-    ops = ops_by_name(layer)
-    x = rng.standard_normal((2, 2, 7, 7))
-    w = rng.standard_normal((3, 2, 3, 3))
+    ops = expand_one(conv_net(c=4, h=7, w=7, m=4, k=3, stride=stride, pad=pad, dilation=dilation, groups=groups))
+    x = rng.standard_normal((2, 4, 7, 7))
+    w = rng.standard_normal((4, 4 // groups, 3, 3))
     y = execute_macs(ops["conv.forward"], {"I": x, "W": w})
-    np.testing.assert_allclose(y, _direct_conv(x, w, stride, pad), atol=1e-12)
+    np.testing.assert_allclose(y, _direct_conv(x, w, stride, pad, dilation, groups), atol=1e-12)
+    assert ops["conv.forward"].macs == y.size * (4 // groups) * 9
     dy = rng.standard_normal(y.shape)
     # conv is linear in x and in w: <dY, conv(x, w)> = <dX, x> = <dW, w>
     dx = execute_macs(ops["conv.backward_data"], {"dO": dy, "W": w})
@@ -105,15 +122,18 @@ def test_loop_nests_compute_the_true_conv_and_its_gradients(stride, pad):
     assert dx.shape == x.shape and dw.shape == w.shape
     np.testing.assert_allclose(np.sum(dy * y), np.sum(dx * x), rtol=1e-10)
     np.testing.assert_allclose(np.sum(dy * y), np.sum(dw * w), rtol=1e-10)
-    # and dX is the gradient element by element (finite difference on one input)
+    # and dX is the gradient element by element (a unit perturbation of one input)
     e = np.zeros_like(x)
     e[1, 1, 3, 4] = 1.0
-    assert np.sum(dy * _direct_conv(e, w, stride, pad)) == pytest.approx(dx[1, 1, 3, 4], rel=1e-10)
+    assert np.sum(dy * _direct_conv(e, w, stride, pad, dilation, groups)) == pytest.approx(dx[1, 1, 3, 4], rel=1e-10)
 
 
 def test_fc_loop_nests_are_matrix_products():
     rng = np.random.default_rng(1)
-    ops = ops_by_name(Layer("fc", "fc", (6,), (4,), {"bias": False}), batch=3)
+
+    def build(b):
+        b.linear(b.linear(b.input("x", (6,)), 6, bias=False, name="pre"), 4, bias=False, name="fc")
+    ops = expand_one(build, batch=3)
     x, w, dy = rng.standard_normal((3, 6)), rng.standard_normal((4, 6)), rng.standard_normal((3, 4))
     np.testing.assert_allclose(execute_macs(ops["fc.forward"], {"I": x, "W": w}), x @ w.T)
     np.testing.assert_allclose(execute_macs(ops["fc.backward_data"], {"dO": dy, "W": w}), dy @ w)

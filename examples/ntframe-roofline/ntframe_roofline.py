@@ -24,17 +24,18 @@ class RooflineCostModel(CostModel):
         read_bits = 8 * sum(reads.values())
         write_bits = 8 * sum(writes.values())
         memory_cycles = (read_bits + write_bits) / 8 / (mem.bytes_per_cycle * mem.instances)
-        compute_cycles = operation.points / architecture.peak_ops_per_cycle
+        actions = operation.points * operation.ops_per_point
+        compute_cycles = actions / architecture.peak_ops_per_cycle
         bits = max(t.precision_bits for t in operation.tensors)
-        compute_energy = operation.points * architecture.compute.energy_pJ(operation.action, bits)
+        compute_energy = actions * architecture.compute.energy_pJ(operation.action, bits)
         mem_energy = read_bits * mem.read_energy_pJ_per_bit + write_bits * mem.write_energy_pJ_per_bit
         read_elements = sum(t.elements for t in operation.tensors if t.role in ("read", "readwrite"))
         written_elements = sum(t.elements for t in operation.tensors if t.written)
         level = LevelCost(mem.name, mem.instances, read_elements, 0, written_elements, read_bits, write_bits,
                           mem_energy, memory_cycles, is_memory=True)
-        cycles = max(compute_cycles, memory_cycles)
+        cycles = max(compute_cycles, memory_cycles, 1e-9)
         return ComputeCost(cycles, compute_cycles, compute_cycles, compute_energy + mem_energy, compute_energy,
-                           operation.points / (architecture.peak_ops_per_cycle * cycles), (level,), reads, writes,
+                           actions / (architecture.peak_ops_per_cycle * cycles) if cycles else 0.0, (level,), reads, writes,
                            mem.instances)
 
 
