@@ -65,6 +65,18 @@ class WorkloadFrontend(Component):
     def load(self, request: WorkloadRequest) -> Network:
         """Build the network (layers with shapes) for the batch size in ``request``."""
 
+    def catalog(self) -> dict[str, tuple[str, dict]]:
+        """Networks this frontend offers by name: ``{name: (description, options that select it)}``."""
+        return {}
+
+    def parameters(self) -> dict:
+        """The selected network's parameters with their values (for ``ntframe workloads show``)."""
+        return {}
+
+    def unsupported(self, request: WorkloadRequest) -> list[str]:
+        """What the input holds that this frontend cannot map (listed before any work); empty if all maps."""
+        return []
+
 
 class CostModel(Component):
     family: ClassVar[str] = "cost_model"

@@ -25,11 +25,11 @@ from ntframe.arch import Architecture, load_architecture
 from ntframe.components import Component, CostModel, WorkloadRequest
 from ntframe.errors import NtframeError, PluginError, SpecError
 from ntframe.host import PluginHost, Registered
-from ntframe.ir import Operation
+from ntframe.ir import Network, Operation
 from ntframe.paths import resolve_path
 from ntframe.results import DramTraffic, to_jsonable
 from ntframe.spec import SELECTORS, LoadedSpec, canonical_hash
-from ntframe.training import expand
+from ntframe.training import activation_stash, expand
 from ntframe.yamlio import validate
 
 OVERLAP = "full: cycles = max(on-die, memory)"
@@ -118,7 +118,7 @@ def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = N
     (mb_reg, memory) = resolved.components["memory"]
     request = WorkloadRequest(spec.workload.batch, resolved.loaded.dir)
     network = _attributed(fe_reg, "loading the workload", lambda: frontend.load(request))  # type: ignore[attr-defined]
-    operations = expand(network, spec.workload.phases, arch.precision_bits)
+    operations = expand(network, spec.workload.phases, arch.precision_bits, spec.workload.optimizer)
     rows: list[OperationRow] = []
     memo: dict[tuple, dict[str, Any]] = {}
     for i, op in enumerate(operations):
@@ -135,7 +135,7 @@ def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = N
         rows.append(row)
     if progress:
         progress(len(operations), len(operations), "done")
-    return _document(resolved, network.name, network.source, rows)
+    return _document(resolved, network, operations, rows)
 
 
 def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:
@@ -172,7 +172,18 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
     }
 
 
-def _document(resolved: Resolved, network: str, source: str, rows: list[OperationRow]) -> dict[str, Any]:
+def network_summary(network: Network, operations: list[Operation]) -> dict[str, Any]:
+    """Layers, parameters and the activations kept from the forward pass for the backward pass."""
+    stash = activation_stash(operations, network)
+    return {"name": network.name, "source": network.source, "batch": network.batch,
+            "weights": network.weights, "layers": len(network.layers),
+            "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in network.inputs],
+            "activation_stash_bytes": sum(stash.values()),
+            "activation_stash_bytes_by_tensor": stash}
+
+
+def _document(resolved: Resolved, network: Network, operations: list[Operation],
+              rows: list[OperationRow]) -> dict[str, Any]:
     arch = resolved.architecture
     ops_out = []
     totals = {"macs": 0, "flops": 0, "cycles": 0.0, "energy_pJ": 0.0, "dram_bytes": 0}
@@ -219,13 +230,14 @@ def _document(resolved: Resolved, network: str, source: str, rows: list[Operatio
         "architecture": {"name": arch.name, "file": arch.source, "sha256": arch.content_sha256,
                          "clock_GHz": arch.clock_GHz,
                          "precision_bits": {p.value: b for p, b in arch.precision_bits.items()}},
-        "workload": {"network": network, "source": source},
+        "workload": {"network": network.name, "source": network.source},
         "seed": resolved.loaded.spec.mapper.seed,
         "plugins": {section: {"component": reg.name, "family": reg.family, "plugin": reg.plugin,
                               "version": reg.version} for section, (reg, _) in comps.items()},
     }
     return {"schema": "ntframe.results/1", "name": resolved.loaded.spec.name, "totals": totals,
-            "phases": by_phase, "operations": ops_out, "provenance": provenance}
+            "phases": by_phase, "network": network_summary(network, operations), "operations": ops_out,
+            "provenance": provenance}
 
 
 CSV_COLUMNS = ["name", "layer", "phase", "kind", "status", "macs", "flops", "cycles", "on_die_cycles",

@@ -46,6 +46,8 @@ class WorkloadSection(_Section):
     """Samples per training step."""
     phases: list[Phase] = Field(default_factory=lambda: list(PHASES))
     """Training phases to simulate."""
+    optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
+    """Optimizer of the update phase (its state tensors are read and written there)."""
 
     @field_validator("phases")
     @classmethod

@@ -506,10 +506,12 @@ def expand(network: Network, phases: Iterable[Phase], precision_bits: dict[Phase
     return ordered
 
 
-def activation_stash(operations: list[Operation]) -> dict[str, int]:
-    """Bytes of each tensor written in the forward phase and read again in a backward phase: what must be
+def activation_stash(operations: list[Operation], network: Network) -> dict[str, int]:
+    """Bytes of each network input or forward-phase result that a backward phase reads again: what must be
     kept (or recomputed) between the two."""
-    written = {t.tensor: t for o in operations if o.phase == Phase.forward for t in o.tensors if t.written}
+    inputs = {i.name for i in network.inputs}
+    written = {t.tensor: t for o in operations if o.phase == Phase.forward for t in o.tensors
+               if t.written or t.tensor in inputs}
     read_back = {t.tensor for o in operations if o.phase in (Phase.backward_data, Phase.backward_weight)
                  for t in o.tensors if not t.written or t.role == "readwrite"}
     return {name: written[name].bytes for name in sorted(read_back) if name in written}
