@@ -17,7 +17,7 @@ from ntframe.ir import Layer, Network, NetworkInput
 ACTIVATIONS = ("relu", "gelu", "sigmoid", "tanh")
 VIEWS = ("reshape",)            # no computation: the output is the input seen with another shape
 LAYER_KINDS = ("conv", "linear", "pool", "batchnorm", "layernorm", *ACTIVATIONS, "add", "concat", "reshape",
-               "embedding", "lstm", "gru", "attention", "softmax_ce")
+               "embedding", "lstm", "gru", "attention", "softmax_ce", "elementwise")
 
 
 class ShapeError(ValueError):
@@ -82,10 +82,10 @@ class NetworkBuilder:
         self._requires_grad[name] = weights > 0 or any(grads)
         return name
 
-    def build(self, batch: int, source: str = "") -> Network:
+    def build(self, batch: int, source: str = "", notes: tuple[str, ...] = ()) -> Network:
         if not self.layers:
             raise ShapeError("a network needs at least one layer")
-        return Network(self.name, batch, tuple(self.layers), tuple(self.inputs.values()), source)
+        return Network(self.name, batch, tuple(self.layers), tuple(self.inputs.values()), source, tuple(notes))
 
     # --- layers -----------------------------------------------------------------------------------------
     def conv(self, src: str, out_channels: int, kernel, stride=1, padding=0, dilation=1, groups=1,
@@ -190,6 +190,13 @@ class NetworkBuilder:
             raise ShapeError(f"attention needs q (T, D), k and v (S, D) with D divisible by heads={heads}; got "
                              f"{sq}, {sk}, {sv}")
         return self._add("attention", [q, k, v], sq, {"heads": heads}, 0, name)
+
+    def elementwise(self, srcs: list[str], out_shape: tuple[int, ...] | None = None, flops_forward: int = 1,
+                    flops_backward: int = 1, label: str = "", name: str | None = None) -> str:
+        """A generic element-wise layer over its output (used for operators approximated as element-wise)."""
+        out = tuple(out_shape) if out_shape is not None else self.shape(srcs[0])
+        return self._add("elementwise", list(srcs), out, {"flops": (flops_forward, flops_backward),
+                                                          "label": label}, 0, name)
 
     def softmax_ce(self, src: str, name: str | None = None) -> str:
         shape = self.shape(src)

@@ -54,6 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         document = run(resolved, progress)
     elapsed = time.perf_counter() - started
+    for note in document["network"]["notes"]:
+        print(f"note: {note}", file=sys.stderr)
     folder = output_folder(resolved.loaded, args.output)
     written = write_bundle(document, folder)
     if not args.quiet:

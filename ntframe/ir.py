@@ -196,6 +196,7 @@ class Network:
     layers: tuple[Layer, ...]       # in a topological (execution) order
     inputs: tuple[NetworkInput, ...] = ()
     source: str = ""                # file or description the frontend read
+    notes: tuple[str, ...] = ()     # what the frontend approximated or skipped
 
     def consumers(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

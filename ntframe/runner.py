@@ -178,6 +178,7 @@ def network_summary(network: Network, operations: list[Operation]) -> dict[str, 
     return {"name": network.name, "source": network.source, "batch": network.batch,
             "weights": network.weights, "layers": len(network.layers),
             "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in network.inputs],
+            "notes": list(network.notes),
             "activation_stash_bytes": sum(stash.values()),
             "activation_stash_bytes_by_tensor": stash}
 

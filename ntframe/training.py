@@ -209,6 +209,24 @@ def _activation(e: _Emit) -> None:
                                                e.t("dI", e.dx(), "write", proj, full, D)], "add", bwd)
 
 
+def _generic(e: _Emit) -> None:
+    """An operator approximated as element-wise over its output: each point reads every input once and writes
+    the output (an input of another shape is taken to be streamed alongside the output)."""
+    dims, proj, full = _elementwise(e, e.layer.output_shape)
+    fwd, bwd = e.layer.params["flops"]
+    F, D = Phase.forward, Phase.backward_data
+    note = f"approximated as element-wise: {e.layer.params.get('label', '')}"
+    shapes = [(e.batch, *s) for s in e.layer.input_shapes]
+    e.op(F, "", OpKind.elementwise, dims, [*(e.t(f"I{i}", e.x(i), "read", proj, shapes[i], F)
+                                             for i in range(len(shapes))),
+                                           e.t("O", e.y, "write", proj, full, F)], "add", fwd, note=note)
+    for i in range(len(shapes)):
+        if e.needs_dx(i):
+            e.op(D, f"input{i}" if len(shapes) > 1 else "", OpKind.elementwise, dims, [
+                e.t("dO", e.dy, "read", proj, full, D), e.t("dI", e.dx(i), "write", proj, shapes[i], D)],
+                "add", bwd, note=note)
+
+
 def _pool(e: _Emit) -> None:
     p, L, n = e.layer.params, e.layer, e.batch
     c, h, w = L.input_shape
@@ -429,7 +447,7 @@ def _no_ops(e: _Emit) -> None:
 
 EXPANDERS = {"conv": _conv, "linear": _linear, "pool": _pool, "batchnorm": _norm, "layernorm": _norm,
              "add": _add, "concat": _concat, "reshape": _no_ops, "embedding": _embedding, "lstm": _recurrent,
-             "gru": _recurrent, "attention": _attention, "softmax_ce": _softmax_ce,
+             "gru": _recurrent, "attention": _attention, "softmax_ce": _softmax_ce, "elementwise": _generic,
              **{k: _activation for k in EW_FLOPS}}
 
 # the trainable tensors of each layer kind: (parameter, gradient, dimension names)

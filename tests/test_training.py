@@ -139,3 +139,67 @@ def test_fc_loop_nests_are_matrix_products():
     np.testing.assert_allclose(execute_macs(ops["fc.backward_data"], {"dO": dy, "W": w}), dy @ w)
     np.testing.assert_allclose(execute_macs(ops["fc.backward_weight"], {"dO": dy, "I": x}), dy.T @ x)
     assert "fc.forward.bias" not in ops
+
+
+def test_attention_loop_nests_are_the_attention_products():
+    rng = np.random.default_rng(2)
+    n, t, d, heads = 2, 5, 6, 3
+    dk = d // heads
+
+    def build(b):
+        x = b.input("x", (t, d))
+        q, k, v = (b.linear(x, d, bias=False, name=w) for w in "qkv")
+        b.attention(q, k, v, heads, name="att")
+    ops = expand_one(build, batch=n)
+    q, k, v = (rng.standard_normal((n, t, d)) for _ in range(3))
+    split = lambda a: a.reshape(n, t, heads, dk).transpose(0, 2, 1, 3)       # noqa: E731
+    merge = lambda a: a.transpose(0, 2, 1, 3).reshape(n, t, d)                # noqa: E731
+    s = execute_macs(ops["att.forward.scores"], {"Q": q, "K": k})
+    np.testing.assert_allclose(s, split(q) @ split(k).transpose(0, 1, 3, 2))
+    p = rng.standard_normal(s.shape)
+    np.testing.assert_allclose(execute_macs(ops["att.forward.context"], {"P": p, "V": v}), merge(p @ split(v)))
+    do = rng.standard_normal((n, t, d))
+    np.testing.assert_allclose(execute_macs(ops["att.backward_data.dprobs"], {"dO": do, "V": v}),
+                               split(do) @ split(v).transpose(0, 1, 3, 2))
+    np.testing.assert_allclose(execute_macs(ops["att.backward_data.dvalue"], {"P": p, "dO": do}),
+                               merge(p.transpose(0, 1, 3, 2) @ split(do)))
+    ds = rng.standard_normal(s.shape)
+    np.testing.assert_allclose(execute_macs(ops["att.backward_data.dquery"], {"dS": ds, "K": k}),
+                               merge(ds @ split(k)))
+    np.testing.assert_allclose(execute_macs(ops["att.backward_data.dkey"], {"dS": ds, "Q": q}),
+                               merge(ds.transpose(0, 1, 3, 2) @ split(q)))
+    assert ops["att.forward.scores"].macs == n * heads * t * t * dk
+
+
+def test_recurrent_product_uses_the_previous_step():
+    rng = np.random.default_rng(3)
+    n, t, f, h = 2, 4, 3, 5
+
+    def build(b):
+        b.recurrent(b.linear(b.input("x", (t, f)), f, name="pre"), "lstm", h, name="rnn")
+    ops = expand_one(build, batch=n)
+    hs, u = rng.standard_normal((n, t, h)), rng.standard_normal((4 * h, h))
+    gh = execute_macs(ops["rnn.forward.recurrent"], {"I": hs, "W": u})
+    assert np.all(gh[:, 0] == 0)                                    # h0 = 0
+    np.testing.assert_allclose(gh[:, 1:], hs[:, :-1] @ u.T)
+    dg = rng.standard_normal((n, t, 4 * h))
+    dh = execute_macs(ops["rnn.backward_data.recurrent"], {"dO": dg, "W": u})
+    np.testing.assert_allclose(dh[:, :-1], dg[:, 1:] @ u)
+    assert np.all(dh[:, -1] == 0)
+    du = execute_macs(ops["rnn.backward_weight.recurrent"], {"dO": dg, "I": hs})
+    np.testing.assert_allclose(du, np.einsum("ntg,ntk->gk", dg[:, 1:], hs[:, :-1]))
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pooling_and_norm_counts(mode):
+    def build(b):
+        x = b.conv(b.input("x", (2, 6, 6)), 4, 1, bias=False, name="pre")
+        b.batchnorm(b.pool(x, mode, 3, 2, 1, name="pool"), name="bn")
+    ops = expand_one(build, batch=2)
+    # 6x6, kernel 3, stride 2, padding 1 -> 3x3 outputs; 9 window positions each
+    assert ops["pool.forward"].flops == 2 * 4 * 3 * 3 * 9
+    assert ops["pool.backward_data"].flops == (2 * 4 * 3 * 3) * (1 if mode == "max" else 9)
+    elements = 2 * 4 * 3 * 3
+    assert ops["bn.forward.stats"].flops == 3 * elements and ops["bn.forward"].flops == 2 * elements
+    assert ops["bn.backward_weight"].flops == 5 * elements and ops["bn.backward_data"].flops == 6 * elements
+    assert ops["bn.update.gamma"].flops == 2 * 4 and ops["bn.update.beta"].flops == 2 * 4
