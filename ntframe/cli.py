@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from ntframe import __version__
-from ntframe.errors import NtframeError
+from ntframe.errors import NtframeError, SpecError
 
 
 def _host():
@@ -74,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _print_summary(document: dict) -> None:
     from rich.console import Console
     from rich.table import Table
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)
     table = Table(title=f"{document['name']}: per phase", title_justify="left")
     for col in ("phase", "GMACs", "cycles", "energy (µJ)", "share of energy"):
         table.add_column(col, justify="right" if col != "phase" else "left")
@@ -111,6 +112,95 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog(host) -> dict[str, tuple[str, str, dict]]:
+    """Every named workload: name -> (frontend, description, options)."""
+    out: dict[str, tuple[str, str, dict]] = {}
+    for name in host.names("workload_frontend"):
+        reg = host.get("workload_frontend", name)
+        try:
+            entries = reg.cls(reg.cls.Options.model_construct()).catalog()
+        except Exception as exc:  # a plugin's catalog must not break the listing
+            print(f"warning: frontend '{name}' could not list its workloads: {exc}", file=sys.stderr)
+            continue
+        for wl, (desc, options) in entries.items():
+            out.setdefault(wl, (name, desc, options))
+    return out
+
+
+def _parse_value(text: str):
+    import yaml
+    return yaml.safe_load(text)
+
+
+def cmd_workloads(args: argparse.Namespace) -> int:
+    from ntframe.yamlio import did_you_mean
+    host = _host()
+    catalog = _catalog(host)
+    if not args.name:
+        if args.json:
+            print(json.dumps({k: {"frontend": f, "description": d, "options": o} for k, (f, d, o) in catalog.items()},
+                             indent=2))
+            return 0
+        width = max(map(len, catalog), default=4)
+        for wl, (frontend, desc, _) in catalog.items():
+            print(f"{wl:<{width}}  [{frontend}]  {desc}")
+        return 0
+    if args.name not in catalog:
+        raise SpecError(f"no workload named '{args.name}'; known: {', '.join(catalog)}"
+                        f"{did_you_mean(args.name, list(catalog))}")
+    from ntframe.arch import load_architecture
+    from ntframe.components import WorkloadRequest
+    from ntframe.ir import PHASES, Phase
+    from ntframe.paths import resolve_path
+    from ntframe.training import activation_stash, expand
+    from ntframe.yamlio import Positions, validate
+    frontend, _, options = catalog[args.name]
+    reg = host.get("workload_frontend", frontend)
+    params = {}
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SpecError(f"--param takes KEY=VALUE, got '{item}'")
+        params[key] = _parse_value(value)
+    data = {**options, **({"params": params} if params else {})}
+    opts = validate(reg.cls.Options, data, Positions("<command line>", {}), prefix=("workload",),
+                    owner=f"option of workload frontend '{frontend}'")
+    component = reg.cls(opts)
+    network = component.load(WorkloadRequest(args.batch, Path.cwd()))
+    arch = load_architecture(resolve_path(args.arch, Path.cwd(), "arch_specs"))
+    phases = [Phase(p) for p in args.phases.split(",")] if args.phases else list(PHASES)
+    ops = expand(network, phases, arch.precision_bits, args.optimizer)
+    rows = [{"name": o.name, "phase": o.phase.value, "kind": o.kind.value, "macs": o.macs, "flops": o.flops,
+             "tensor_bytes": sum({t.tensor: t.bytes for t in o.tensors}.values())} for o in ops]
+    stash = activation_stash(ops, network)
+    summary = {"network": network.name, "frontend": frontend, "batch": args.batch, "parameters": component.parameters(),
+               "weights": network.weights, "layers": len(network.layers), "operations": len(ops),
+               "precision_bits": {p.value: b for p, b in arch.precision_bits.items()},
+               "activation_stash_bytes": sum(stash.values())}
+    if args.json:
+        print(json.dumps({**summary, "rows": rows}, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    console.print(" ".join(f"{k}={v}" for k, v in summary.items()), highlight=False)
+    table = Table(title=f"{network.name}: operations (batch {args.batch})", title_justify="left")
+    for col in ("operation", "phase", "kind", "MACs", "FLOPs", "tensor bytes"):
+        table.add_column(col, justify="left" if col in ("operation", "phase", "kind") else "right")
+    for r in rows:
+        table.add_row(r["name"], r["phase"], r["kind"], f"{r['macs']:,}", f"{r['flops']:,}", f"{r['tensor_bytes']:,}")
+    per_phase: dict[str, list[int]] = {}
+    for r in rows:
+        acc = per_phase.setdefault(r["phase"], [0, 0, 0])
+        acc[0] += r["macs"]
+        acc[1] += r["flops"]
+        acc[2] += r["tensor_bytes"]
+    for phase, (macs, flops, nbytes) in per_phase.items():
+        table.add_row(f"[bold]total {phase}", "", "", f"{macs:,}", f"{flops:,}", f"{nbytes:,}")
+    console.print(table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ntframe", description="Simulate DNN training on HMC logic-layer "
                                      "accelerators (NeuroTrainer-style).")
@@ -128,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plugins", help="list plugins, their components and load failures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
+    p = sub.add_parser("workloads", help="list the named workloads, or show one's operations per phase")
+    p.add_argument("show", nargs="?", choices=["show"], help=argparse.SUPPRESS)
+    p.add_argument("name", nargs="?", help="workload to show")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="network parameter (repeatable)")
+    p.add_argument("--phases", help="comma-separated phases (default: all)")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "momentum", "adam"])
+    p.add_argument("--arch", default="neurotrainer/hmc2-32vault", help="architecture whose precisions to use")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_workloads)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -190,6 +190,14 @@ class LayersFrontend(WorkloadFrontend):
                 raise pos.error(f"layer '{spec.name}': {exc}", loc) from None
         return b.build(request.batch, source=str(path))
 
+    def catalog(self) -> dict[str, tuple[str, dict]]:
+        from ntframe.paths import shipped_root
+        out = {}
+        for path in sorted((shipped_root() / "workloads").glob("*.yaml")):
+            first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+            out[path.stem] = (first or f"layer list {path.name}", {"file": path.stem})
+        return out
+
 
 @ntframe.hookimpl
 def ntframe_register_workload_frontends(register):

@@ -241,7 +241,7 @@ class ZooFrontend(WorkloadFrontend):
         return {name: (desc, {"network": name}) for name, (_, _, desc) in ZOO.items()}
 
     def parameters(self) -> dict[str, Any]:
-        return ZOO[self.options.network][0]().model_dump()
+        return ZOO[self.options.network][0].model_validate(self.options.params).model_dump()
 
 
 @ntframe.hookimpl

@@ -82,3 +82,37 @@ def test_activation_stash():
     # fc1 needs its input for dW, relu1 its output for the mask, fc2 its input (= relu1's output),
     # the loss its probabilities; 16-bit values
     assert stash == {"features": 4 * 6 * 2, "relu1.Y": 4 * 5 * 2, "loss.P": 4 * 3 * 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["alexnet", "vgg16", "resnet50", "lstm_lm", "mlp", "cnn_rnn", "transformer"])
+def test_every_zoo_network_runs_every_phase(tmp_path, name):
+    from tests.conftest import ntframe_cmd
+    spec = tmp_path / "spec.yaml"
+    params = {"lstm_lm": "{seq: 10}", "transformer": "{layers: 2, seq: 32}", "cnn_rnn": "{seq: 6}"}.get(name, "{}")
+    spec.write_text(f"version: 1\nname: {name}\n"
+                    f"workload: {{frontend: zoo, network: {name}, params: {params}, batch: 2, optimizer: adam}}\n"
+                    "architecture: {spec: neurotrainer/hmc2-32vault}\n"
+                    "mapper: {name: native, budget: {evaluations: 3}}\n")
+    done = ntframe_cmd("run", str(spec), "-q", "-o", str(tmp_path / "out"), timeout=600)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {o["phase"] for o in doc["operations"]} == {p.value for p in PHASES}
+    assert all(o["status"] == "ok" for o in doc["operations"])
+    assert doc["totals"]["efficiency_GFLOPS_per_W"] > 0 and doc["network"]["activation_stash_bytes"] > 0
+
+
+def test_workloads_cli_lists_and_shows(tmp_path):
+    from tests.conftest import ntframe_cmd
+    listed = ntframe_cmd("workloads", "--json")
+    names = json.loads(listed.stdout)
+    assert {"alexnet", "vgg16", "resnet50", "lstm_lm", "mlp", "cnn_rnn", "transformer", "small-cnn"} <= set(names)
+    shown = json.loads(ntframe_cmd("workloads", "show", "mlp", "--batch", "4", "--param", "sizes=[8,4,2]",
+                                   "--json").stdout)
+    assert shown["parameters"] == {"sizes": [8, 4, 2]} and shown["weights"] == 8 * 4 + 4 + 4 * 2 + 2
+    fwd = {r["name"]: r for r in shown["rows"]}
+    assert fwd["fc1.forward"]["macs"] == 4 * 4 * 8
+    bad = ntframe_cmd("workloads", "show", "mlp", "--param", "size=[8,2]")
+    assert bad.returncode == 2 and "did you mean 'sizes'?" in bad.stderr
+    unknown = ntframe_cmd("workloads", "show", "resnet05")
+    assert unknown.returncode == 2 and "did you mean 'resnet50'?" in unknown.stderr
