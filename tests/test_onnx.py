@@ -142,6 +142,13 @@ def test_onnx_from_a_spec_end_to_end(tmp_path):
                     "architecture: {spec: neurotrainer/hmc2-32vault}\nmapper: {budget: {evaluations: 20}}\n")
     done = ntframe_cmd("run", str(spec), "-q", "-o", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx at all")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace(path.name, junk.name))
+    failed = ntframe_cmd("run", str(bad), "-q", "-o", str(tmp_path / "bad-out"))
+    assert failed.returncode == 2 and "junk.onnx: not a readable ONNX model" in failed.stderr
+    assert not (tmp_path / "bad-out").exists()                  # nothing half-written
     spec.write_text(spec.read_text().replace("batch: 2}", "batch: 2, unsuported: skip}"))
     done = ntframe_cmd("validate", str(spec))
     assert done.returncode == 2 and "did you mean 'unsupported'?" in done.stderr
