@@ -76,6 +76,22 @@ class StorageComponent(_Strict):
     sources: dict[str, str]
 
 
+class NetworkAttributes(_Strict):
+    hop_energy_pJ_per_bit: float = Field(ge=0)
+    """Energy to move one bit across one link of the mesh (router included)."""
+    link_bandwidth_bytes_per_cycle: PositiveFloat
+    """Bandwidth of one directional link."""
+
+
+class NetworkComponent(_Strict):
+    tag: Literal["Component"] = Field(alias="_tag")
+    name: str
+    class_: Literal["network"] = Field(alias="class")
+    attributes: NetworkAttributes
+    description: str = ""
+    sources: dict[str, str]
+
+
 class ComputeComponent(_Strict):
     tag: Literal["Component"] = Field(alias="_tag")
     name: str
@@ -90,7 +106,7 @@ def _node_kind(value: object) -> str:
     if isinstance(value, dict):
         if value.get("_tag") == "Container":
             return "container"
-        return "compute" if value.get("class") == "compute" else "storage"
+        return {"compute": "compute", "network": "network"}.get(str(value.get("class")), "storage")
     return "storage"
 
 
@@ -139,6 +155,30 @@ class ComputeUnit:
 
 
 @dataclass(frozen=True)
+class Interconnect:
+    """The logic-die network between the instances of the outermost storage level (the vaults): a 2D mesh.
+    Data that several vaults need is read once from DRAM and sent to the others; partial sums that several
+    vaults produce are sent to one and added there."""
+
+    name: str
+    mesh: tuple[int, int]           # routers in X and Y (cubes extend Y)
+    hop_energy_pJ_per_bit: float
+    link_bandwidth_bytes_per_cycle: float
+
+    @property
+    def average_hops(self) -> float:
+        """Mean Manhattan distance between two uniformly chosen routers of the mesh."""
+        x, y = self.mesh
+        return (x - 1 / x) / 3 + (y - 1 / y) / 3
+
+    @property
+    def links(self) -> int:
+        """Directional links of the mesh."""
+        x, y = self.mesh
+        return 2 * (x * (y - 1) + y * (x - 1))
+
+
+@dataclass(frozen=True)
 class Architecture:
     name: str
     clock_GHz: float
@@ -147,6 +187,7 @@ class Architecture:
     compute: ComputeUnit
     source: str
     content_sha256: str
+    network: Interconnect | None = None
 
     @property
     def fanouts(self) -> tuple[int, ...]:
@@ -172,7 +213,10 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
     storage: list[StorageLevel] = []
     compute: ComputeUnit | None = None
     pending_fanout, total = cubes, cubes
-    kinds = {"container": Container, "storage": StorageComponent, "compute": ComputeComponent}
+    kinds = {"container": Container, "storage": StorageComponent, "compute": ComputeComponent,
+             "network": NetworkComponent}
+    network_node: tuple[NetworkComponent, tuple] | None = None
+    network: Interconnect | None = None
     for i, raw in enumerate(body.nodes):
         loc = ("architecture", "nodes", i)
         if compute is not None:
@@ -181,7 +225,20 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
         if not isinstance(raw, dict) or raw.get("_tag") not in ("Container", "Component"):
             raise pos.error("each node must be a !Container or a !Component mapping", loc)
         node = validate(kinds[kind], raw, pos.sub(loc), prefix=loc)
+        if isinstance(node, NetworkComponent):
+            if storage or network_node:
+                raise pos.error("a network component is supported once, before the outermost storage level "
+                                "(it connects that level's instances, e.g. the vaults)", loc)
+            missing = [k for k in node.attributes.model_dump() if k not in node.sources]
+            if missing:
+                raise pos.error(f"attributes without a source: {', '.join(missing)}", loc + ("sources",))
+            network_node = (node, loc)
+            continue
         mesh = _mesh(node.spatial)
+        if network_node and not storage and isinstance(node, Container) and mesh > 1:
+            net, _ = network_node
+            network = Interconnect(net.name, (node.spatial.meshX, node.spatial.meshY * cubes),
+                                   net.attributes.hop_energy_pJ_per_bit, net.attributes.link_bandwidth_bytes_per_cycle)
         pending_fanout *= mesh
         total *= mesh
         if isinstance(node, (StorageComponent, ComputeComponent)):
@@ -216,7 +273,10 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
                 raise pos.error(f"phase {phase.value} uses {bits}-bit operands but compute '{compute.name}' has "
                                 f"energies only for {sorted(table)} bits", ("architecture", "nodes"))
     digest = hashlib.sha256(path.read_bytes() + f"|cubes={cubes}|{sorted(precision.items())}".encode()).hexdigest()
-    return Architecture(body.name, body.clock_GHz, precision, tuple(storage), compute, str(path), digest)
+    if network_node and network is None:
+        raise pos.error("the network component must be followed by the container whose instances it connects "
+                        "(with spatial: {meshX, meshY})", network_node[1])
+    return Architecture(body.name, body.clock_GHz, precision, tuple(storage), compute, str(path), digest, network)
 
 
 __all__ = ["Architecture", "StorageLevel", "ComputeUnit", "load_architecture"]

@@ -61,7 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     written = write_bundle(document, folder)
     if not args.quiet:
         _print_summary(document)
-    print(f"wrote {', '.join(str(p) for p in written)} ({elapsed:.2f} s)", file=sys.stderr)
+    cache = resolved.cache
+    hits = f"; mapping cache: {cache.hits} hit(s), {cache.misses} miss(es)" if cache and cache.folder else ""
+    print(f"wrote {', '.join(str(p) for p in written)} ({elapsed:.2f} s{hits})", file=sys.stderr)
     failed = document["totals"]["operations_failed"]
     if failed:
         for row in document["operations"]:

@@ -85,6 +85,28 @@ class CostModel(Component):
     def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         """Cycles, energy and per-level accesses of one mapped operation."""
 
+    def evaluate_batch(self, problem, batch, architecture: Architecture):
+        """Optional, for fast searches: ``(energy_pJ[B], cycles[B])`` numpy arrays for a
+        :class:`ntframe.mapspace.MappingBatch` of ``problem`` (an :class:`ntframe.mapspace.Problem`), or None
+        when not supported (searchers then call :meth:`evaluate` per mapping)."""
+        return None
+
+
+def batch_evaluator(cost_model: "CostModel", architecture: Architecture):
+    """A searcher's view of a cost model: a function (problem, batch) -> (energy_pJ[B], cycles[B])."""
+    import numpy as np
+
+    from ntframe.mapspace import from_batch
+
+    def evaluate(problem, batch):
+        got = cost_model.evaluate_batch(problem, batch, architecture)
+        if got is not None:
+            return got
+        costs = [cost_model.evaluate(problem.op, from_batch(problem, batch, architecture, i), architecture)
+                 for i in range(len(batch))]
+        return np.array([c.energy_pJ for c in costs]), np.array([c.cycles for c in costs])
+    return evaluate
+
 
 class MappingSearcher(Component):
     family: ClassVar[str] = "mapper"

@@ -23,6 +23,7 @@ class LevelMapping:
     level: str
     temporal: Factors           # ordered, outermost loop first; factor-1 loops omitted
     spatial: Factors = ()       # split across this level's instances under one parent
+    bypass: tuple[str, ...] = ()    # tensors (data-space names) not kept at this level
 
     def temporal_factor(self, dim: str) -> int:
         return math.prod(f for d, f in self.temporal if d == dim)
@@ -42,20 +43,22 @@ class Mapping:
 
     def to_dict(self) -> dict:
         return {"levels": [{"level": lvl.level, "temporal": [[d, f] for d, f in lvl.temporal],
-                            "spatial": [[d, f] for d, f in lvl.spatial]} for lvl in self.levels],
+                            "spatial": [[d, f] for d, f in lvl.spatial], "bypass": list(lvl.bypass)}
+                           for lvl in self.levels],
                 "compute_spatial": [[d, f] for d, f in self.compute_spatial]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Mapping":
         return cls(tuple(LevelMapping(lv["level"], tuple((d, int(f)) for d, f in lv["temporal"]),
-                                      tuple((d, int(f)) for d, f in lv["spatial"])) for lv in data["levels"]),
+                                      tuple((d, int(f)) for d, f in lv["spatial"]), tuple(lv.get("bypass", ())))
+                         for lv in data["levels"]),
                    tuple((d, int(f)) for d, f in data["compute_spatial"]))
 
     def pretty(self) -> str:
         """Timeloop-style loop nest text."""
         lines, indent = [], ""
         for lvl in self.levels:
-            lines.append(f"{indent}{lvl.level}")
+            lines.append(f"{indent}{lvl.level}" + (f"  (bypass: {', '.join(lvl.bypass)})" if lvl.bypass else ""))
             for d, f in lvl.spatial:
                 lines.append(f"{indent}| for {d} in [0:{f}) (spatial, instances of {lvl.level})")
             for d, f in lvl.temporal:
@@ -85,6 +88,14 @@ def structural_problems(op: Operation, mapping: Mapping, arch: Architecture) -> 
     for d, f in mapping.compute_spatial:
         if d not in bounds:
             problems.append(f"compute: unknown dimension '{d}'")
+    names = {t.name for t in op.tensors}
+    for i, lvl in enumerate(mapping.levels):
+        for name in lvl.bypass:
+            if name not in names:
+                problems.append(f"{lvl.level}: bypass names unknown tensor '{name}' (tensors: {sorted(names)})")
+            elif i == 0:
+                problems.append(f"bypass: the outermost level {lvl.level} holds every tensor; it cannot bypass "
+                                f"'{name}'")
     if problems:
         return problems
     for d, bound in bounds.items():

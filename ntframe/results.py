@@ -12,14 +12,15 @@ class LevelCost:
 
     level: str
     instances: int
-    reads: int                  # element accesses, all instances
-    fills: int
-    updates: int
-    read_bits: int
-    write_bits: int             # fills + updates
+    reads: float                # element accesses, all instances
+    fills: float
+    updates: float
+    read_bits: float
+    write_bits: float           # fills + updates
     energy_pJ: float
     bandwidth_bound_cycles: float   # cycles this level needs at its bandwidth (per instance, in parallel)
     is_memory: bool = False     # the off-logic-die memory that the memory backend prices
+    tensors: dict[str, dict[str, float]] = field(default_factory=dict)   # the same per tensor
 
 
 @dataclass(frozen=True)

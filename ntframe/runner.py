@@ -25,7 +25,9 @@ from ntframe.arch import Architecture, load_architecture
 from ntframe.components import Component, CostModel, WorkloadRequest
 from ntframe.errors import NtframeError, PluginError, SpecError
 from ntframe.host import PluginHost, Registered
+from ntframe.cache import MappingCache, cache_folder
 from ntframe.ir import Network, Operation
+from ntframe.mapping import Mapping
 from ntframe.paths import resolve_path
 from ntframe.results import DramTraffic, to_jsonable
 from ntframe.spec import SELECTORS, LoadedSpec, canonical_hash
@@ -43,6 +45,7 @@ class Resolved:
     components: dict[str, tuple[Registered, Component]]
     architecture: Architecture
     resolved_spec: dict[str, Any]
+    cache: MappingCache | None = None
 
     def component(self, section: str) -> Component:
         return self.components[section][1]
@@ -107,6 +110,10 @@ class _AttributedCostModel(CostModel):
         return _attributed(self.reg, f"evaluating {operation.name}",
                            lambda: self.model.evaluate(operation, mapping, architecture))
 
+    def evaluate_batch(self, problem, batch, architecture):
+        return _attributed(self.reg, f"evaluating {problem.op.name}",
+                           lambda: self.model.evaluate_batch(problem, batch, architecture))
+
 
 def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
     """Run the whole training step; returns the results document (see :func:`write_bundle`)."""
@@ -121,6 +128,8 @@ def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = N
     operations = expand(network, spec.workload.phases, arch.precision_bits, spec.workload.optimizer)
     rows: list[OperationRow] = []
     memo: dict[tuple, dict[str, Any]] = {}
+    cache = MappingCache(cache_folder() if spec.mapper.cache else None)
+    resolved.cache = cache
     for i, op in enumerate(operations):
         if progress:
             progress(i, len(operations), op.name)
@@ -141,9 +150,24 @@ def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = N
 def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:
     spec, arch = resolved.loaded.spec, resolved.architecture
     attributed = _AttributedCostModel(cost_model, cm_reg)
-    found = _attributed(mp_reg, f"mapping search of {op.name}",
-                        lambda: mapper.search(op, arch, attributed, spec.mapper.budget, spec.mapper.seed))
-    compute = attributed.evaluate(op, found.mapping, arch)
+    key = MappingCache.key({
+        "operation": repr(op.shape_key()), "architecture": arch.content_sha256,
+        "mapper": [mp_reg.plugin, mp_reg.version, mp_reg.name, mapper.options.model_dump(mode="json")],
+        "evaluations": spec.mapper.budget.evaluations, "seed": spec.mapper.seed,
+        "cost_model": [cm_reg.plugin, cm_reg.version, cm_reg.name, cost_model.options.model_dump(mode="json")]})
+    cached = resolved.cache.get(key) if resolved.cache else None
+    if cached is not None:
+        mapping = Mapping.from_dict(cached["mapping"])
+        search = cached["search"]
+    else:
+        found = _attributed(mp_reg, f"mapping search of {op.name}",
+                            lambda: mapper.search(op, arch, attributed, spec.mapper.budget, spec.mapper.seed))
+        mapping = found.mapping
+        search = {"evaluated": found.evaluated, "valid": found.valid, "invalid_reasons": found.invalid_reasons,
+                  "objective": found.objective, "truncated_by_time": found.truncated_by_time}
+        if resolved.cache and not found.truncated_by_time:
+            resolved.cache.put(key, {"mapping": mapping.to_dict(), "search": search})
+    compute = attributed.evaluate(op, mapping, arch)
     traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
                           compute.dram_instances, compute.on_die_cycles)
     mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))
@@ -165,9 +189,8 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
         "overlap": OVERLAP,
         "levels": to_jsonable(compute.levels),
         "memory": to_jsonable(mem),
-        "mapping": found.mapping.to_dict(),
-        "search": {"evaluated": found.evaluated, "valid": found.valid, "invalid_reasons": found.invalid_reasons,
-                   "objective": found.objective, "truncated_by_time": found.truncated_by_time},
+        "mapping": mapping.to_dict(),
+        "search": search,
         "producers": {"mapper": mp_reg.name, "cost_model": cm_reg.name, "memory": mb_reg.name},
     }
 

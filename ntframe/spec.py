@@ -71,6 +71,8 @@ class MapperSection(_Section):
     name: str = "native"
     budget: Budget = Budget()
     seed: int = 0
+    cache: bool = True
+    """Keep search results in the mapping cache (NTFRAME_CACHE_DIR, else ~/.cache/ntframe)."""
 
 
 class CostModelSection(_Section):

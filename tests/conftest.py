@@ -20,6 +20,12 @@ def ntframe_cmd(*args: str, env: dict | None = None, cwd: Path | None = None, ti
     return subprocess.run([exe, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own mapping cache folder (never the user's)."""
+    monkeypatch.setenv("NTFRAME_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def host():
     from ntframe.host import PluginHost

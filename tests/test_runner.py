@@ -77,7 +77,8 @@ def test_mapper_respects_capacity_and_fanout_on_every_operation(tmp_path, host):
         mapping = Mapping.from_dict(row["mapping"])
         op = ops[row["name"]]
         assert structural_problems(op, mapping, arch) == [] and capacity_problems(op, mapping, arch) == []
-        assert row["search"]["evaluated"] <= 60 and row["search"]["valid"] >= 1
+        assert 1 <= row["search"]["valid"] <= 60                     # priced candidates within the budget
+        assert row["search"]["evaluated"] >= row["search"]["valid"]  # + duplicates and undone changes
 
 
 def test_same_spec_gives_byte_identical_results(tmp_path):
