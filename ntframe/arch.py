@@ -242,7 +242,7 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
         pending_fanout *= mesh
         total *= mesh
         if isinstance(node, (StorageComponent, ComputeComponent)):
-            missing = [k for k, v in node.attributes.model_dump(exclude_none=True).items()
+            missing = [k for k, v in node.attributes.model_dump(exclude_none=True, exclude_unset=True).items()
                        if k not in node.sources]
             if missing:
                 raise pos.error(f"attributes without a source: {', '.join(missing)} (every number needs "
