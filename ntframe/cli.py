@@ -203,6 +203,27 @@ def cmd_workloads(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ntframe.results import to_jsonable
+    from ntframe.runner import map_operation, operations_of
+    from ntframe.timeloop import export
+    resolved = _load(args.spec)
+    _, ops = operations_of(resolved)
+    wanted = f"{args.layer}.{args.phase}" + (f".{args.part}" if args.part else "")
+    chosen = [o for o in ops if o.name == wanted]
+    if not chosen:
+        names = [o.name for o in ops if o.layer == args.layer] or sorted({o.layer for o in ops})
+        raise SpecError(f"no operation '{wanted}'; {'its layer has' if names and '.' in names[0] else 'layers:'} "
+                        f"{', '.join(names)}")
+    op = chosen[0]
+    mapping, cost, _ = map_operation(resolved, op)
+    written = export(op, resolved.architecture, mapping, Path(args.folder),
+                     {"cycles": cost.cycles, "energy_pJ": cost.energy_pJ, "levels": to_jsonable(cost.levels)})
+    print(f"{op.name}: wrote {', '.join(p.name for p in written)} to {args.folder}")
+    print((Path(args.folder) / "README.txt").read_text().strip())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ntframe", description="Simulate DNN training on HMC logic-layer "
                                      "accelerators (NeuroTrainer-style).")
@@ -220,6 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("plugins", help="list plugins, their components and load failures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
+    p = sub.add_parser("export", help="write one operation, its mapping and the architecture in another tool's "
+                                      "formats")
+    p.add_argument("tool", choices=["timeloop"])
+    p.add_argument("spec")
+    p.add_argument("folder")
+    p.add_argument("--layer", required=True)
+    p.add_argument("--phase", required=True, choices=["forward", "backward_data", "backward_weight", "update"])
+    p.add_argument("--part", help="sub-operation (e.g. bias, recurrent)")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("workloads", help="list the named workloads, or show one's operations per phase")
     p.add_argument("show", nargs="?", choices=["show"], help=argparse.SUPPRESS)
     p.add_argument("name", nargs="?", help="workload to show")

@@ -115,21 +115,27 @@ class _AttributedCostModel(CostModel):
                            lambda: self.model.evaluate_batch(problem, batch, architecture))
 
 
+def operations_of(resolved: Resolved) -> tuple[Network, list[Operation]]:
+    """The spec's network and the operations of its training step."""
+    spec, arch = resolved.loaded.spec, resolved.architecture
+    (fe_reg, frontend) = resolved.components["workload"]
+    request = WorkloadRequest(spec.workload.batch, resolved.loaded.dir)
+    network = _attributed(fe_reg, "loading the workload", lambda: frontend.load(request))  # type: ignore[attr-defined]
+    return network, expand(network, spec.workload.phases, arch.precision_bits, spec.workload.optimizer)
+
+
 def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
     """Run the whole training step; returns the results document (see :func:`write_bundle`)."""
     spec = resolved.loaded.spec
-    arch = resolved.architecture
-    (fe_reg, frontend) = resolved.components["workload"]
     (mp_reg, mapper) = resolved.components["mapper"]
     (cm_reg, cost_model) = resolved.components["cost_model"]
     (mb_reg, memory) = resolved.components["memory"]
-    request = WorkloadRequest(spec.workload.batch, resolved.loaded.dir)
-    network = _attributed(fe_reg, "loading the workload", lambda: frontend.load(request))  # type: ignore[attr-defined]
-    operations = expand(network, spec.workload.phases, arch.precision_bits, spec.workload.optimizer)
+    network, operations = operations_of(resolved)
+    if resolved.cache is None:
+        resolved.cache = MappingCache(cache_folder() if spec.mapper.cache else None)
     rows: list[OperationRow] = []
     memo: dict[tuple, dict[str, Any]] = {}
-    cache = MappingCache(cache_folder() if spec.mapper.cache else None)
-    resolved.cache = cache
+    resolved.cache = MappingCache(cache_folder() if spec.mapper.cache else None)
     for i, op in enumerate(operations):
         if progress:
             progress(i, len(operations), op.name)
@@ -147,7 +153,9 @@ def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = N
     return _document(resolved, network, operations, rows)
 
 
-def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:
+def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict[str, Any]]:
+    """The spec's mapper on one operation (through the mapping cache): (mapping, ComputeCost, search stats)."""
+    (mp_reg, mapper), (cm_reg, cost_model) = resolved.components["mapper"], resolved.components["cost_model"]
     spec, arch = resolved.loaded.spec, resolved.architecture
     attributed = _AttributedCostModel(cost_model, cm_reg)
     key = MappingCache.key({
@@ -167,7 +175,12 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
                   "objective": found.objective, "truncated_by_time": found.truncated_by_time}
         if resolved.cache and not found.truncated_by_time:
             resolved.cache.put(key, {"mapping": mapping.to_dict(), "search": search})
-    compute = attributed.evaluate(op, mapping, arch)
+    return mapping, attributed.evaluate(op, mapping, arch), search
+
+
+def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:
+    arch = resolved.architecture
+    mapping, compute, search = map_operation(resolved, op)
     traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
                           compute.dram_instances, compute.on_die_cycles)
     mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))

@@ -80,7 +80,7 @@ def test_errors_in_referenced_files_name_that_file(tmp_path, host):
     arch.write_text(text.replace("        bandwidth_bytes_per_cycle: 16\n", "        bandwidth_bytes_per_cycle: 16\n"
                                  "        capacty: 3\n"))
     err = error_for(tmp_path, GOOD.replace("neurotrainer/hmc2-32vault", "arch.yaml"), host)
-    assert err.file == str(arch) and err.path == "architecture.nodes.5.attributes.capacty"
+    assert err.file == str(arch) and err.path == "architecture.nodes.6.attributes.capacty"
     assert err.line == text.splitlines().index("        bandwidth_bytes_per_cycle: 16") + 2
     assert "did you mean 'capacity_bytes'?" in str(err)
     layers = tmp_path / "net.yaml"
@@ -101,7 +101,7 @@ def test_unsourced_architecture_numbers_are_rejected(tmp_path, host):
     text = (shipped_root() / "arch_specs/neurotrainer/hmc2-32vault.yaml").read_text()
     (tmp_path / "arch.yaml").write_text(text.replace('        capacity_bytes: "[A] 64 KiB per vault"\n', ""))
     err = error_for(tmp_path, GOOD.replace("neurotrainer/hmc2-32vault", "arch.yaml"), host)
-    assert "attributes without a source: capacity_bytes" in str(err) and err.path == "architecture.nodes.3.sources"
+    assert "attributes without a source: capacity_bytes" in str(err) and err.path == "architecture.nodes.4.sources"
 
 
 def test_cli_exit_code_2_without_traceback(tmp_path):
