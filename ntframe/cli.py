@@ -216,9 +216,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise SpecError(f"no operation '{wanted}'; {'its layer has' if names and '.' in names[0] else 'layers:'} "
                         f"{', '.join(names)}")
     op = chosen[0]
+    import dataclasses
     mapping, cost, _ = map_operation(resolved, op)
+    model = resolved.component("cost_model")
+    alone = model.evaluate(op, mapping, dataclasses.replace(resolved.architecture, network=None))
     written = export(op, resolved.architecture, mapping, Path(args.folder),
-                     {"cycles": cost.cycles, "energy_pJ": cost.energy_pJ, "levels": to_jsonable(cost.levels)})
+                     {"cycles": cost.cycles, "energy_pJ": cost.energy_pJ, "levels": to_jsonable(cost.levels),
+                      "without_network": {"cycles": alone.cycles, "energy_pJ": alone.energy_pJ,
+                                          "levels": to_jsonable(alone.levels)}})
     print(f"{op.name}: wrote {', '.join(p.name for p in written)} to {args.folder}")
     print((Path(args.folder) / "README.txt").read_text().strip())
     return 0

@@ -58,13 +58,20 @@ class Problem:
         self.axis_starts = np.cumsum([0] + [t.coef.shape[0] for t in tensors])[:-1]
 
     def extents(self, E: np.ndarray) -> np.ndarray:
-        """Working-set elements of every tensor for tiles with extents E[..., D]: [..., Tn]."""
-        per_axis = (E - 1) @ self.coef_all.T + 1
+        """Elements of every tensor touched by tiles with extents E[..., D]: [..., Tn]."""
+        per_axis = axis_extents(E, self.coef_all)
         return np.rint(np.exp(np.add.reduceat(np.log(per_axis), self.axis_starts, axis=-1)))
 
     @property
     def D(self) -> int:
         return len(self.dims)
+
+
+def axis_extents(E: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Indices one tensor axis spans over a tile with extents E[..., D]: ``Σ c·(E−1) + 1`` of its affine
+    projection (the axis-aligned bounding box Timeloop uses for tiles; a stride wider than the kernel's tile
+    leaves gaps inside it)."""
+    return (E - 1) @ coef.T + 1
 
 
 @dataclass
@@ -168,6 +175,8 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
     compute_instances = instances[:, -1] * S[:, K].prod(axis=1)
     temporal_steps = T.prod(axis=(1, 2))
     key = np.arange(K)[None, :, None] * (D + 1) + R    # loop order across levels, outermost smallest
+    # what one instance of each level covers over the whole operation (its share of every dimension)
+    share = problem.bounds[None, None, :] / np.cumprod(S[:, :K], axis=1)
     rows = np.arange(B)
     reads = np.zeros((B, K, Tn))
     fills = np.zeros((B, K, Tn))
@@ -175,7 +184,9 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
     tile_el = np.zeros((B, K, Tn))
     for j, t in enumerate(problem.tensors):
         rel = t.relevant
-        # loop statistics above every child level c = 1..K
+        coef = t.coef.astype(float)
+        # loop statistics above every child level c = 1..K; the compute units (c = K) hold no operand between
+        # points (as in Timeloop): every temporal step reads its operands again
         stats = {}
         for c in range(1, K + 1):
             Tl, kl = T[:, :c], key[:, :c]
@@ -189,6 +200,9 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
             lstar, dstar = idx // D, idx % D
             bstar = Tl.reshape(B, -1)[rows, idx].astype(float)
             step = step_of_level[rows, lstar, dstar]
+            if c == K:
+                changes = temporal_steps.astype(float)
+                kmax = np.full(B, -1)
             stats[c] = (changes, distinct, kmax >= 0, dstar, bstar, step)
 
         def moved(c: int, X: np.ndarray) -> np.ndarray:
@@ -196,7 +210,7 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
             the whole tile at each change, less what the previous tile along the innermost moving loop shares
             (sliding windows)."""
             changes, _, has, dstar, bstar, step = stats[c]
-            ext = np.einsum("bd,ad->ba", X - 1, t.coef) + 1                    # [B, A]
+            ext = axis_extents(X.astype(float), coef)                          # [B, A]
             cstar = t.coef[:, dstar].T                                         # [B, A]
             shift = cstar * step[:, None]
             overlap = np.where(cstar > 0, np.clip(ext - shift, 0, None) / ext, 1.0).prod(axis=1)
@@ -206,12 +220,13 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
             return eff * ext.prod(axis=1)
 
         kept = keep[:, :, j]
+        # elements an instance of each level touches for the first time: an accumulated element's first
+        # update needs no read (partial sums start at zero)
+        first = np.prod(axis_extents(share, coef), axis=2)                 # [B, K]
         for c in range(1, K + 1):
             child_kept = kept[:, c] if c < K else np.ones(B, bool)
-            changes, distinct, *_ = stats[c]
-            elide = 1.0 - distinct / changes                   # share of accumulated updates that need a read
             Xc = E[:, c]
-            child_moved = moved(c, Xc) if c < K else None
+            child_moved = moved(c, Xc)
             for a in range(c - 1, -1, -1):
                 between = np.ones(B, bool)
                 for m in range(a + 1, c):
@@ -219,13 +234,14 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
                 active = child_kept & kept[:, a] & between
                 if not active.any():
                     continue
-                union = Xc * S[:, a + 1:c + 1].prod(axis=1)
-                served = np.where(active, moved(c, union), 0.0)
+                # children with different data each get their tile; identical tiles go once (multicast)
+                siblings = np.where(rel[None, None, :], S[:, a + 1:c + 1], 1).prod(axis=(1, 2))
+                served = np.where(active, child_moved * siblings, 0.0)
                 if t.role == READ:
                     reads[:, a, j] += served
                 elif t.role == ACCUMULATE:
                     updates[:, a, j] += served
-                    reads[:, a, j] += served * elide
+                    reads[:, a, j] += np.where(active, np.clip(served - first[:, a], 0, None), 0.0)
                 elif t.role == READWRITE:
                     reads[:, a, j] += served
                     updates[:, a, j] += served
@@ -236,9 +252,7 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
                     if t.role in (READ, READWRITE):
                         fills[:, c, j] += own
                     elif t.role == ACCUMULATE:
-                        fills[:, c, j] += own * elide
-                    if t.role != READ:
-                        reads[:, c, j] += own          # drained to the parent
+                        fills[:, c, j] += np.where(active, np.clip(own - first[:, c], 0, None), 0.0)
     tile_el = np.where(keep, problem.extents(E[:, :K].astype(float)), 0)
     tile_bytes = np.ceil(tile_el * problem.bits[None, None, :] / 8).sum(axis=2)
     vault_rep = np.stack([np.where(t.relevant[None, :], 1, S[:, 0]).prod(axis=1) for t in problem.tensors], 1)

@@ -203,3 +203,54 @@ def export(op: Operation, arch: Architecture, mapping: Mapping, folder: Path,
         path.write_text(text)
         written.append(path)
     return written
+
+
+def parse_stats(text: str) -> dict[str, Any]:
+    """``timeloop-model.stats.txt`` → per level: instances, cycles, energy (pJ, from the per-level and
+    per-data-space ``Energy (total)`` lines, not the rounded summary), and per data space the per-instance
+    scalar reads, fills and updates; plus the totals and the energy source of every level."""
+    levels: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    space: dict[str, Any] | None = None
+    summary_cycles = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("=== ") and line.endswith(" ==="):
+            name = line[4:-4]
+            if name in levels:            # the operational-intensity section repeats the names
+                current = None
+                continue
+            current = levels.setdefault(name, {"dataspaces": {}, "energy_pJ": 0.0})
+            space = None
+            continue
+        if line.startswith("Cycles:"):
+            summary_cycles = float(line.split(":")[1])
+        if current is None or ":" not in line:
+            continue
+        key, _, value = (part.strip() for part in line.partition(":"))
+        if not value and raw.startswith("    ") and not raw.startswith("     "):
+            space = current["dataspaces"].setdefault(key, {})
+            continue
+        number = value.split()[0] if value else ""
+        try:
+            num = float(number)
+        except ValueError:
+            if key == "Vector access energy source":
+                current["energy_source"] = value
+            continue
+        if key == "Energy (total)":
+            current["energy_pJ"] += num
+            if space is not None:
+                space["energy_pJ"] = num
+        elif space is not None and key.startswith("Scalar "):
+            space[key.split("(")[0].replace("Scalar", "").strip()] = num
+        elif key == "Cycles":
+            current["cycles"] = num
+        elif key in ("Instances", "Utilized instances") and space is None:
+            current["instances"] = num
+        elif key == "Utilized instances (max)" and space is not None:
+            space["instances"] = num
+        elif key == "Computes (total)":
+            current["computes"] = num
+    return {"levels": levels, "cycles": summary_cycles,
+            "energy_pJ": sum(lv["energy_pJ"] for lv in levels.values())}

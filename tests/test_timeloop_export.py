@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE, ntframe_cmd
+from tests.conftest import EXAMPLE, ROOT, ntframe_cmd
 
 
 def export(tmp_path, layer="conv2", phase="forward", extra=()):
@@ -61,6 +61,55 @@ def test_export_names_the_operations_of_a_layer(tmp_path):
     assert done.returncode == 2 and "conv2.update.b" in done.stderr
 
 
+GOLDEN = ROOT / "tests" / "golden" / "timeloop"
+
+
+def _compare(ntframe_levels: list[dict], vaults: int, stats: dict) -> list[str]:
+    """Every per-instance count of ntframe (one vault) against Timeloop's; returns the differences."""
+    diffs = []
+    for level in ntframe_levels:
+        spaces = stats["levels"][level["level"]]["dataspaces"]
+        for name, counts in level["tensors"].items():
+            for key in ("reads", "fills", "updates"):
+                ours = counts[key] / level["instances"]
+                theirs = spaces.get(name, {}).get(key, 0.0)
+                if abs(ours - theirs) > 1e-6 * max(1.0, theirs):
+                    diffs.append(f"{level['level']}.{name}.{key}: ntframe {ours} Timeloop {theirs}")
+    return diffs
+
+
+def test_parser_and_native_model_against_a_recorded_timeloop_run():
+    from ntframe.arch import load_architecture
+    from ntframe.ir import Phase
+    from ntframe.paths import shipped_root
+    from ntframe.timeloop import parse_stats
+    stats = parse_stats((GOLDEN / "conv2-forward.stats.txt").read_text())
+    assert stats["cycles"] == 36864
+    assert stats["energy_pJ"] == pytest.approx(13_590_200.32)          # per-level lines, not the rounded 13.59 uJ
+    assert {lv.get("energy_source") for name, lv in stats["levels"].items() if name != "mac"} == {"ERT"}
+    assert stats["levels"]["pe_rf"]["dataspaces"]["O"] == {"instances": 16, "reads": 35840, "fills": 0,
+                                                          "updates": 36864, "energy_pJ": pytest.approx(558366.72)}
+    # ntframe's native model on the same mapping, without the network (Timeloop models one vault)
+    import dataclasses
+
+    from ntframe.builder import NetworkBuilder
+    from ntframe.mapping import Mapping
+    from ntframe.results import to_jsonable
+    from ntframe.training import expand
+    from ntframe_plugins.native_cost import NativeCostModel
+    arch = load_architecture(shipped_root() / "arch_specs/neurotrainer/hmc2-32vault.yaml")
+    b = NetworkBuilder("small-cnn")
+    x = b.relu(b.conv(b.input("input", (3, 32, 32)), 16, 3, 1, 1, name="conv1"), name="relu1")
+    b.conv(x, 32, 3, 2, 1, name="conv2")
+    op = next(o for o in expand(b.build(16), [Phase.forward], arch.precision_bits) if o.name == "conv2.forward")
+    meta = json.loads((GOLDEN / "ntframe.json").read_text())
+    mapping = Mapping.from_dict(meta["mapping"])
+    cost = NativeCostModel().evaluate(op, mapping, dataclasses.replace(arch, network=None))
+    assert _compare(to_jsonable(cost.levels), meta["vaults"], stats) == []
+    assert cost.cycles == stats["cycles"]
+    assert cost.energy_pJ / meta["vaults"] == pytest.approx(stats["energy_pJ"], rel=1e-9)
+
+
 def _timeloop() -> str | None:
     folder = os.environ.get("NTFRAME_TIMELOOP_BIN")
     if folder and os.path.exists(os.path.join(folder, "timeloop-model")):
@@ -70,10 +119,16 @@ def _timeloop() -> str | None:
 
 @pytest.mark.skipif(_timeloop() is None, reason="timeloop-model is not on PATH (set NTFRAME_TIMELOOP_BIN to its "
                                                  "folder to run this live check)")
-def test_timeloop_model_runs_the_export(tmp_path):
-    out = export(tmp_path)
+@pytest.mark.parametrize("layer,phase", [("conv2", "forward"), ("conv3", "backward_data"), ("fc1", "backward_weight")])
+def test_timeloop_model_agrees_on_a_fresh_export(tmp_path, layer, phase):
+    from ntframe.timeloop import parse_stats
+    out = export(tmp_path, layer, phase)
+    (out / "out").mkdir()
     done = subprocess.run([_timeloop(), "arch.yaml", "problem.yaml", "mapping.yaml", "ERT.yaml", "-o", "out"],
                           cwd=out, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    stats = (out / "out" / "timeloop-model.stats.txt").read_text()
-    assert "ERT" in stats
+    stats = parse_stats((out / "out" / "timeloop-model.stats.txt").read_text())
+    meta = json.loads((out / "ntframe.json").read_text())
+    mine = meta["ntframe"]["without_network"]
+    assert _compare(mine["levels"], meta["vaults"], stats) == []
+    assert mine["energy_pJ"] / meta["vaults"] == pytest.approx(stats["energy_pJ"], rel=1e-6)
