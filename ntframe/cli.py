@@ -229,6 +229,86 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter, inspect, mapping_named
+    if args.spec == "inspect":
+        if not args.file:
+            raise SpecError("usage: ntframe trace inspect FILE")
+        info = inspect(args.file, ADDRESS_MAPPINGS[args.address_mapping])
+        if args.json:
+            print(json.dumps(info, indent=1))
+            return 0
+        per_vault = info.pop("bytes_per_vault")
+        header = info.pop("header")
+        for key, value in info.items():
+            print(f"{key:28s} {value}")
+        print(f"{'bytes_per_vault':28s} min {min(per_vault):,}  max {max(per_vault):,}  "
+              f"vaults used {sum(1 for b in per_vault if b)}")
+        print(f"{'header':28s} {json.dumps(header)}")
+        return 0
+    from ntframe.runner import map_operation, operations_of
+    from ntframe.tracegen import TraceGenerator
+    if not (args.layer and args.phase and args.output):
+        raise SpecError("ntframe trace SPEC needs --layer, --phase and -o FILE")
+    resolved = _load(args.spec)
+    _, ops = operations_of(resolved)
+    wanted = f"{args.layer}.{args.phase}" + (f".{args.part}" if args.part else "")
+    op = next((o for o in ops if o.name == wanted), None)
+    if op is None:
+        raise SpecError(f"no operation '{wanted}'; its layer has: "
+                        f"{', '.join(o.name for o in ops if o.layer == args.layer) or '(no such layer)'}")
+    mapping, cost, _ = map_operation(resolved, op)
+    am = mapping_named(args.address_mapping)
+    gen = TraceGenerator(op, mapping, resolved.architecture, am, args.layout, cost.on_die_cycles)
+    header = {"operation": op.name, "tensors": [t.tensor for t in op.tensors], "address_mapping": am.name,
+              "layout": args.layout, "time_unit": "memory cycles (0.8 ns)", "ntframe": __version__,
+              "mapping": mapping.to_dict()}
+    written = 0
+    with TraceWriter(args.output, args.format, header) as writer:
+        for chunk in gen.chunks():
+            if args.max_requests and written + len(chunk) > args.max_requests:
+                chunk = chunk[: args.max_requests - written]
+            writer.write(chunk)
+            written += len(chunk)
+            if args.max_requests and written >= args.max_requests:
+                break
+    print(f"{op.name}: {written:,} requests ({written * 64:,} bytes) written to {args.output} ({args.format})")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import importlib.util
+    import os
+    from ntframe.external import find_binary
+    from ntframe.errors import ToolError
+    rows = []
+    checks = [("ramulator", "NTFRAME_RAMULATOR", ["ramulator"],
+               "build the hmc branch of CMU-SAFARI/ramulator; set NTFRAME_RAMULATOR=/path/to/ramulator"),
+              ("dramsim3", "NTFRAME_DRAMSIM3", ["dramsim3main"],
+               "build umd-memsys/DRAMsim3; set NTFRAME_DRAMSIM3=/path/to/dramsim3main"),
+              ("timeloop-model", "NTFRAME_TIMELOOP_BIN", ["timeloop-model"],
+               "build NVlabs/timeloop; set NTFRAME_TIMELOOP_BIN=/path/to/timeloop/bin (and LD_LIBRARY_PATH to its "
+               "lib folders)")]
+    for name, env, names, fix in checks:
+        try:
+            rows.append((name, "found", find_binary(env, names, name, fix)))
+        except ToolError as exc:
+            rows.append((name, "missing", f"{exc}".split("\n")[0] + f" -> {fix}"))
+    for module, extra in (("onnx", "onnx"), ("torch", "pytorch")):
+        spec = importlib.util.find_spec(module)
+        rows.append((f"python: {module}", "found" if spec else "missing",
+                     (spec.origin or "") if spec else f"pip install 'ntframe[{extra}]'"))
+    host = _host()
+    for info in host.failures():
+        rows.append((f"plugin: {info.name}", "failed", info.error or ""))
+    cache = os.environ.get("NTFRAME_CACHE_DIR") or "~/.cache/ntframe (NTFRAME_CACHE_DIR)"
+    rows.append(("mapping cache", "folder", cache))
+    width = max(len(r[0]) for r in rows)
+    for name, state, detail in rows:
+        print(f"{name:<{width}}  {state:<8} {detail}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ntframe", description="Simulate DNN training on HMC logic-layer "
                                      "accelerators (NeuroTrainer-style).")
@@ -255,6 +335,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phase", required=True, choices=["forward", "backward_data", "backward_weight", "update"])
     p.add_argument("--part", help="sub-operation (e.g. bias, recurrent)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("trace", help="write one operation's HMC request trace (or: trace inspect FILE)")
+    p.add_argument("spec", help="the spec, or 'inspect'")
+    p.add_argument("file", nargs="?", help="with inspect: the trace file")
+    p.add_argument("--layer")
+    p.add_argument("--phase", choices=["forward", "backward_data", "backward_weight", "update"])
+    p.add_argument("--part")
+    p.add_argument("--format", default="nttrace", choices=["nttrace", "csv", "ramulator", "dramsim3"])
+    p.add_argument("-o", "--output")
+    p.add_argument("--layout", default="vault-local", choices=["vault-local", "interleaved"])
+    p.add_argument("--address-mapping", default="RoCoBaVa", choices=["RoCoBaVa", "RoBaCoVa", "rocorabgbach"])
+    p.add_argument("--max-requests", type=int, default=0, help="stop after this many requests (0: all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_trace)
+    p = sub.add_parser("doctor", help="which optional external tools and packages are found, with the fix for each")
+    p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("workloads", help="list the named workloads, or show one's operations per phase")
     p.add_argument("show", nargs="?", choices=["show"], help=argparse.SUPPRESS)
     p.add_argument("name", nargs="?", help="workload to show")

@@ -43,6 +43,14 @@ class Component(ABC):
     def __init__(self, options: BaseModel | None = None) -> None:
         self.options = options if options is not None else self.Options()
 
+    def check_available(self) -> None:
+        """Raise :class:`ntframe.errors.ToolError` (naming the setting that fixes it) when an external tool
+        this component drives is missing. Called before any work."""
+
+    def tools(self) -> list[dict]:
+        """External tools this component can use: ``[{name, found, path, fix}]`` (for ``ntframe doctor``)."""
+        return []
+
 
 @dataclass(frozen=True)
 class WorkloadRequest:
@@ -119,6 +127,8 @@ class MappingSearcher(Component):
 
 class MemoryBackend(Component):
     family: ClassVar[str] = "memory_backend"
+    cacheable: ClassVar[bool] = True
+    """Results depend only on the traffic, the architecture and the options (kept in the mapping cache)."""
 
     @abstractmethod
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:

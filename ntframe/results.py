@@ -57,6 +57,8 @@ class DramTraffic:
     write_bytes_by_tensor: dict[str, int]
     vaults: int                     # memory-level instances the traffic is spread evenly over
     compute_cycles: float           # how long the logic die computes meanwhile (for issue timing)
+    op: Any = None                  # ntframe.ir.Operation: for backends that simulate a request trace
+    mapping: Any = None             # ntframe.mapping.Mapping
 
     @property
     def read_bytes(self) -> int:

@@ -29,7 +29,7 @@ from ntframe.cache import MappingCache, cache_folder
 from ntframe.ir import Network, Operation
 from ntframe.mapping import Mapping
 from ntframe.paths import resolve_path
-from ntframe.results import DramTraffic, to_jsonable
+from ntframe.results import DramTraffic, MemoryCost, to_jsonable
 from ntframe.spec import SELECTORS, LoadedSpec, canonical_hash
 from ntframe.training import activation_stash, expand
 from ntframe.yamlio import validate
@@ -77,6 +77,8 @@ def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
         raise pos.error(str(exc), ("architecture", "spec")) from None
     arch = load_architecture(arch_path, cubes=spec.architecture.cubes,
                              precision_override=spec.architecture.precision_bits)
+    for section, (reg, component) in components.items():
+        component.check_available()          # a missing external tool fails here, before any work
     return Resolved(loaded, components, arch, resolved)
 
 
@@ -182,8 +184,18 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
     arch = resolved.architecture
     mapping, compute, search = map_operation(resolved, op)
     traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
-                          compute.dram_instances, compute.on_die_cycles)
-    mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))
+                          compute.dram_instances, compute.on_die_cycles, op, mapping)
+    mem_key = MappingCache.key({"memory": [mb_reg.plugin, mb_reg.version, mb_reg.name,
+                                           memory.options.model_dump(mode="json")],
+                                "operation": repr(op.shape_key()), "architecture": arch.content_sha256,
+                                "mapping": mapping.to_dict(), "compute_cycles": compute.on_die_cycles})
+    cached_mem = resolved.cache.get(mem_key) if resolved.cache and memory.cacheable else None
+    if cached_mem is not None:
+        mem = MemoryCost(**cached_mem)
+    else:
+        mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))
+        if resolved.cache and memory.cacheable:
+            resolved.cache.put(mem_key, to_jsonable(mem))
     cycles = max(compute.on_die_cycles, mem.cycles)
     energy = compute.on_die_energy_pJ + mem.energy_pJ
     return {
@@ -201,7 +213,7 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
         "dram_write_bytes": traffic.write_bytes,
         "overlap": OVERLAP,
         "levels": to_jsonable(compute.levels),
-        "memory": to_jsonable(mem),
+        "memory": {k: v for k, v in to_jsonable(mem).items()},
         "mapping": mapping.to_dict(),
         "search": search,
         "producers": {"mapper": mp_reg.name, "cost_model": cm_reg.name, "memory": mb_reg.name},

@@ -1,57 +1,105 @@
-"""``hmc-analytic`` memory backend: HMC vaults as independent bandwidth-limited channels.
+"""``hmc-analytic`` memory backend (the embedded default): HMC vaults at bank level, from a request trace.
 
-Model (first version; a bank-level model replaces it later): the operation's off-die traffic is spread evenly
-over the vaults the mapping uses (``traffic.vaults``), each streaming at its TSV bandwidth. Time = per-vault
-bytes ÷ per-vault bandwidth + one unloaded access latency (the pipeline fill). Energy = bits × the DRAM level's
-read/write energy per bit (HMC's ≈10.48 pJ/bit covers DRAM core, TSVs and logic-die vault controller).
-Bandwidth and energy default to the architecture's outermost (DRAM) level; options override them.
+The operation's requests come from its mapping's DRAM-level tile schedule (:mod:`ntframe.tracegen`: layout,
+address mapping, issue times paced by the compute model); the bank-level model (:mod:`ntframe.hmcmodel`:
+row-buffer state under the page policy, HMC 2.1 timings, TSV bandwidth per vault, refresh, energy per
+activation and per bit) gives the time to serve them and the energy. Large operations are sampled: windows of
+steps spread over the operation (``max_requests`` in all), scaled to the whole; the spread between windows is
+reported as the sampling error. ``model: stream`` keeps the first-order model instead: traffic spread evenly
+over the vaults at their bandwidth, plus one access latency.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 import ntframe
 from ntframe.arch import Architecture
 from ntframe.components import MemoryBackend
+from ntframe.hmcmodel import HMCParams, simulate
 from ntframe.results import DramTraffic, MemoryCost
+from ntframe.trace import ADDRESS_MAPPINGS
+from ntframe.tracegen import TraceGenerator, arch_memory_ratio
 
 
 class HMCAnalyticOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    model: Literal["bank", "stream"] = "bank"
+    """bank: the bank-level model on a request trace; stream: vaults as bandwidth-limited channels."""
+    address_mapping: Literal["RoCoBaVa", "RoBaCoVa", "rocorabgbach"] = "RoCoBaVa"
+    layout: Literal["vault-local", "interleaved"] = "vault-local"
+    page_policy: Literal["open", "closed"] = "open"
+    max_requests: PositiveInt = 30_000
+    """Requests simulated per operation at most (the rest is sampled)."""
+    windows: PositiveInt = 4
+    timings: dict[str, float] = {}
+    """Overrides of the HMC timings and constants (names of ntframe.hmcmodel.HMCParams, e.g. tCL)."""
     vault_bandwidth_GBps: PositiveFloat | None = None
-    """Per-vault bandwidth; default: the architecture's DRAM level."""
-    read_energy_pJ_per_bit: float | None = Field(None, ge=0)
-    write_energy_pJ_per_bit: float | None = Field(None, ge=0)
+    """stream model: per-vault bandwidth; default: the architecture's DRAM level."""
     access_latency_ns: float = Field(40.0, ge=0)
-    """Unloaded read latency. Default 40 ns: Ramulator 1's HMC model, 48–53 cycles of 0.8 ns unloaded
-    (../shared/design/external-tools.md)."""
+    """stream model: unloaded read latency (Ramulator 1's HMC model: 48-53 cycles of 0.8 ns)."""
 
 
 class HMCAnalytic(MemoryBackend):
     name = "hmc-analytic"
-    description = "HMC vaults as parallel bandwidth-limited channels, energy per bit (embedded default)"
+    description = "HMC at bank level on the operation's request trace (embedded default); or a stream model"
     Options = HMCAnalyticOptions
 
+    def params(self) -> HMCParams:
+        known = set(HMCParams.__dataclass_fields__)
+        unknown = sorted(set(self.options.timings) - known)
+        if unknown:
+            raise ValueError(f"unknown timing(s) {unknown}; known: {sorted(known)}")
+        return HMCParams(**{**self.options.timings, "page_policy": self.options.page_policy})
+
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
+        if self.options.model == "stream" or traffic.op is None:
+            return self._stream(traffic, architecture)
+        p = self.params()
+        gen = TraceGenerator(traffic.op, traffic.mapping, architecture, ADDRESS_MAPPINGS[self.options.address_mapping],
+                             self.options.layout, traffic.compute_cycles)
+        windows, covered = gen.sample(self.options.max_requests, self.options.windows)
+        results = [simulate(w["time"], w["vault"], w["bank"], w["row"], w["write"], 64, p) for w in windows if len(w)]
+        if not results:
+            return MemoryCost(0.0, 0.0, 0, 0, 0.0, 0.0, {"model": "bank", "requests": 0})
+        sampled = sum(r["requests"] for r in results)
+        scale = 1.0 / covered
+        mem_cycles = sum(r["cycles"] for r in results) * scale
+        ratio = arch_memory_ratio(architecture)
+        energy = sum(r["energy_pJ"] for r in results) * scale
+        reads = sum(r["reads"] for r in results) * scale * 64
+        writes = sum(r["writes"] for r in results) * scale * 64
+        per_window = np.array([r["cycles"] / max(r["requests"], 1) for r in results])
+        error = float(per_window.std() / per_window.mean() / math.sqrt(len(per_window))) \
+            if len(per_window) > 1 and per_window.mean() > 0 else 0.0
+        lat = np.array([r["read_latency_avg"] for r in results if r["reads"]])
+        seconds = mem_cycles * p.tCK_ns * 1e-9
+        hits = sum(r["row_hits"] for r in results)
+        return MemoryCost(
+            mem_cycles / ratio, energy, int(reads), int(writes), (reads + writes) / seconds / 1e9 if seconds else 0.0,
+            float(lat.mean() * p.tCK_ns) if len(lat) else 0.0,
+            {"model": "bank", "memory_cycles": mem_cycles, "sampled_requests": sampled,
+             "sampled_share_of_steps": covered, "sampling_error": error, "row_hit_rate": hits / sampled,
+             "row_conflicts": sum(r["row_conflicts"] for r in results), "layout": self.options.layout,
+             "address_mapping": self.options.address_mapping, "page_policy": self.options.page_policy})
+
+    def _stream(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         dram = architecture.levels[0]
-        o = self.options
-        bandwidth = o.vault_bandwidth_GBps or dram.bandwidth_GBps
-        read_pj = dram.read_energy_pJ_per_bit if o.read_energy_pJ_per_bit is None else o.read_energy_pJ_per_bit
-        write_pj = dram.write_energy_pJ_per_bit if o.write_energy_pJ_per_bit is None else o.write_energy_pJ_per_bit
+        bandwidth = self.options.vault_bandwidth_GBps or dram.bandwidth_GBps
         vaults = max(1, traffic.vaults)
         total = traffic.read_bytes + traffic.write_bytes
         if total == 0:
-            return MemoryCost(0.0, 0.0, 0, 0, 0.0, 0.0, {"vaults": vaults})
+            return MemoryCost(0.0, 0.0, 0, 0, 0.0, 0.0, {"model": "stream", "vaults": vaults})
         per_vault_bytes = math.ceil(total / vaults)
-        seconds = per_vault_bytes / (bandwidth * 1e9) + o.access_latency_ns * 1e-9
-        cycles = seconds * architecture.clock_GHz * 1e9
-        energy = 8 * (traffic.read_bytes * read_pj + traffic.write_bytes * write_pj)
-        return MemoryCost(cycles, energy, traffic.read_bytes, traffic.write_bytes, total / seconds / 1e9,
-                          o.access_latency_ns,
-                          {"vaults": vaults, "per_vault_bytes": per_vault_bytes, "vault_bandwidth_GBps": bandwidth})
+        seconds = per_vault_bytes / (bandwidth * 1e9) + self.options.access_latency_ns * 1e-9
+        energy = 8 * (traffic.read_bytes * dram.read_energy_pJ_per_bit + traffic.write_bytes * dram.write_energy_pJ_per_bit)
+        return MemoryCost(seconds * architecture.clock_GHz * 1e9, energy, traffic.read_bytes, traffic.write_bytes,
+                          total / seconds / 1e9, self.options.access_latency_ns,
+                          {"model": "stream", "vaults": vaults, "per_vault_bytes": per_vault_bytes})
 
 
 @ntframe.hookimpl

@@ -1,0 +1,269 @@
+"""``ramulator`` and ``dramsim3`` memory backends: the operation's HMC request trace, simulated by the real
+programs through a subprocess.
+
+Both take the trace that ``hmc-analytic`` simulates (:mod:`ntframe.tracegen`: the mapping's DRAM-level tile
+schedule, sampled in windows when an operation has more than ``max_requests`` requests, and scaled back), write
+it in the simulator's own format with a configuration generated from the options, run the program (an argv
+list, a timeout, a fresh working folder), and parse its statistics. A missing program fails before any work,
+naming the variable to set; a crash, a timeout or statistics that do not parse keep the folder and say the
+command that reruns it.
+
+* **Ramulator 1** (the ``hmc`` branch of CMU-SAFARI/ramulator, the only Ramulator with an HMC model), from
+  ``NTFRAME_RAMULATOR`` or ``ramulator`` on PATH; run in DRAM mode (``--mode=dram``), whose front end ignores
+  issue times and offers one request per memory cycle. It reports no energy for HMC: the energy is the
+  bank-level model's (activations and bits) applied to Ramulator's row-buffer counts.
+* **DRAMSim3** (umd-memsys/DRAMsim3), from ``NTFRAME_DRAMSIM3`` or ``dramsim3main`` on PATH, with an HMC
+  ``.ini`` (default: ``configs/HMC2_8GB_4Lx16.ini`` next to the program, or ``NTFRAME_DRAMSIM3_CONFIG``). It
+  runs exactly ``-c`` cycles: ntframe runs it long enough to drain (doubling until every request was issued),
+  sums its per-vault statistics, takes its energy (``total_energy``, pJ) and converts its mislabelled
+  ``average_power`` (pJ per cycle).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+
+import ntframe
+from ntframe.arch import Architecture
+from ntframe.components import MemoryBackend
+from ntframe.errors import ToolError
+from ntframe.external import find_binary, parse_failure, run_tool, workdir
+from ntframe.hmcmodel import HMCParams
+from ntframe.results import DramTraffic, MemoryCost
+from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter
+from ntframe.tracegen import TraceGenerator, arch_memory_ratio
+
+RAMULATOR_FIX = ("build the hmc branch of CMU-SAFARI/ramulator and set NTFRAME_RAMULATOR=/path/to/ramulator "
+                 "(or put 'ramulator' on PATH)")
+DRAMSIM3_FIX = "build umd-memsys/DRAMsim3 and set NTFRAME_DRAMSIM3=/path/to/dramsim3main (or put it on PATH)"
+
+
+class _SimOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    layout: Literal["vault-local", "interleaved"] = "vault-local"
+    max_requests: PositiveInt = 50_000
+    """Requests simulated per operation at most (the rest is sampled)."""
+    windows: PositiveInt = 4
+    timeout_s: PositiveFloat = 600.0
+
+
+class RamulatorOptions(_SimOptions):
+    org: str = "HMC_4GB"
+    speed: str = "HMC_2500"
+    maxblock: str = "HMC_64B"
+    link_width: str = "HMC_Full_Width"
+    lane_speed: str = "HMC_30_Gbps"
+    addressing_type: Literal["RoCoBaVa", "RoBaCoVa"] = "RoCoBaVa"
+    source_mode_host_links: PositiveInt = 4
+    payload_flits: PositiveInt = 4
+
+
+class DRAMSim3Options(_SimOptions):
+    config: str | None = None
+    """HMC .ini; default: NTFRAME_DRAMSIM3_CONFIG, else configs/HMC2_8GB_4Lx16.ini beside the program."""
+
+
+def ramulator_config(o: RamulatorOptions) -> str:
+    return "\n".join([
+        " standard = HMC", " stacks = 1", f" speed = {o.speed}", f" org = {o.org}", f" maxblock = {o.maxblock}",
+        f" link_width = {o.link_width}", f" lane_speed = {o.lane_speed}", " record_cmd_trace = off",
+        " print_cmd_trace = off", " cpu_tick = 4", " mem_tick = 1", " cache = no", " early_exit = on",
+        " expected_limit_insts = 200000000", " translation = None",
+        f" source_mode_host_links = {o.source_mode_host_links}", " pass_thru_links = 0",
+        f" payload_flits = {o.payload_flits}", f" addressing_type = {o.addressing_type}", ""])
+
+
+def parse_ramulator_stats(text: str) -> dict[str, float]:
+    """``ramulator.<name>  <value>  # description`` lines; vector elements (``[0]`` ...) and nameless lines
+    are skipped; ``-nan`` (no reads) reads as NaN."""
+    stats: dict[str, float] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*ramulator\.(\S+)\s+(\S+)", line)
+        if m:
+            try:
+                stats[m.group(1)] = float(m.group(2))
+            except ValueError:
+                continue
+    if "dram_cycles" not in stats:
+        raise ValueError("no ramulator.dram_cycles line")
+    return stats
+
+
+def parse_dramsim3_json(text: str) -> dict[str, float]:
+    """``dramsim3.json`` (one object per vault) summed over the vaults; read latency weighted by reads."""
+    per_vault = json.loads(text)
+    keys = ("num_reads_done", "num_writes_done", "num_read_cmds", "num_write_cmds", "num_act_cmds",
+            "num_read_row_hits", "num_write_row_hits", "total_energy")
+    out = {k: float(sum(v.get(k) or 0 for v in per_vault.values())) for k in keys}
+    cycles = {v["num_cycles"] for v in per_vault.values()}
+    if len(cycles) != 1:
+        raise ValueError(f"vaults disagree on num_cycles: {sorted(cycles)}")
+    out["num_cycles"] = float(cycles.pop())
+    reads = sum(v.get("num_reads_done") or 0 for v in per_vault.values())
+    out["average_read_latency"] = (sum((v.get("average_read_latency") or 0) * (v.get("num_reads_done") or 0)
+                                       for v in per_vault.values()) / reads) if reads else 0.0
+    out["average_power_pJ_per_cycle"] = float(sum(v.get("average_power") or 0 for v in per_vault.values()))
+    return out
+
+
+class _TraceDriven(MemoryBackend):
+    program = ""
+
+    def _windows(self, traffic: DramTraffic, arch: Architecture, address_mapping: str):
+        gen = TraceGenerator(traffic.op, traffic.mapping, arch, ADDRESS_MAPPINGS[address_mapping],
+                             self.options.layout, traffic.compute_cycles)
+        return gen.sample(self.options.max_requests, self.options.windows)
+
+    def tools(self) -> list[dict]:
+        try:
+            return [{"name": self.program, "found": True, "path": self._binary(), "fix": ""}]
+        except ToolError as exc:
+            return [{"name": self.program, "found": False, "path": "", "fix": exc.fix or str(exc)}]
+
+    def check_available(self) -> None:
+        self._binary()
+
+
+class RamulatorBackend(_TraceDriven):
+    name = "ramulator"
+    description = "Ramulator 1 (hmc branch) on the operation's request trace, through a subprocess"
+    Options = RamulatorOptions
+    program = "ramulator"
+    cacheable = True
+
+    def _binary(self) -> str:
+        return find_binary("NTFRAME_RAMULATOR", ["ramulator"], "Ramulator (hmc branch)", RAMULATOR_FIX)
+
+    def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
+        exe = self._binary()
+        windows, covered = self._windows(traffic, architecture, self.options.addressing_type)
+        p = HMCParams()
+        totals = {"cycles": 0.0, "reads": 0.0, "writes": 0.0, "latency": [], "hits": 0.0, "acts": 0.0, "req": 0}
+        for i, recs in enumerate(w for w in windows if len(w)):
+            folder = workdir(f"ntframe-ramulator-{traffic.operation}-")
+            with TraceWriter(folder / "trace.txt", "ramulator") as writer:
+                writer.write(recs)
+            (folder / "hmc.cfg").write_text(ramulator_config(self.options))
+            argv = [exe, "--config", "hmc.cfg", "--mode=dram", "--stats", "out.stats", "--trace", "trace.txt"]
+            run_tool(argv, folder, self.options.timeout_s, "Ramulator")
+            try:
+                s = parse_ramulator_stats((folder / "out.stats").read_text())
+            except (OSError, ValueError) as exc:
+                raise parse_failure("Ramulator", folder, str(exc), argv) from None
+            totals["cycles"] += s["dram_cycles"]
+            totals["reads"] += s.get("read_requests", 0.0)
+            totals["writes"] += s.get("write_requests", 0.0)
+            if s.get("read_requests") and not math.isnan(s.get("read_latency_avg", float("nan"))):
+                totals["latency"].append(s["read_latency_avg"])
+            totals["hits"] += s.get("row_hits", 0.0)
+            totals["acts"] += s.get("row_misses", 0.0) + s.get("row_conflicts", 0.0)
+            totals["req"] += len(recs)
+            _cleanup(folder)
+        return _cost(totals, covered, p, architecture, "ramulator")
+
+
+class DRAMSim3Backend(_TraceDriven):
+    name = "dramsim3"
+    description = "DRAMSim3 with an HMC configuration on the operation's request trace, through a subprocess"
+    Options = DRAMSim3Options
+    program = "dramsim3main"
+
+    def _binary(self) -> str:
+        return find_binary("NTFRAME_DRAMSIM3", ["dramsim3main"], "DRAMSim3", DRAMSIM3_FIX)
+
+    def _config(self, exe: str) -> Path:
+        given = self.options.config or os.environ.get("NTFRAME_DRAMSIM3_CONFIG")
+        candidates = [Path(given)] if given else [Path(exe).resolve().parent.parent / "configs" / "HMC2_8GB_4Lx16.ini",
+                                                  Path(exe).resolve().parent / "configs" / "HMC2_8GB_4Lx16.ini"]
+        for c in candidates:
+            if c.is_file():
+                return c
+        raise ToolError(f"DRAMSim3 HMC configuration not found (looked at {', '.join(map(str, candidates))})",
+                        fix="set memory.config in the spec, or NTFRAME_DRAMSIM3_CONFIG, to an HMC .ini of DRAMSim3")
+
+    def check_available(self) -> None:
+        self._config(self._binary())
+
+    def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
+        exe = self._binary()
+        config = self._config(exe)
+        windows, covered = self._windows(traffic, architecture, "rocorabgbach")
+        p = HMCParams()
+        totals = {"cycles": 0.0, "reads": 0.0, "writes": 0.0, "latency": [], "hits": 0.0, "acts": 0.0, "req": 0,
+                  "energy": 0.0}
+        for recs in (w for w in windows if len(w)):
+            folder = workdir(f"ntframe-dramsim3-{traffic.operation}-")
+            with TraceWriter(folder / "trace.txt", "dramsim3") as writer:
+                writer.write(recs)
+            n_reads = int((recs["write"] == 0).sum())
+            n_writes = len(recs) - n_reads
+            cycles = int(recs["time"].max()) + 8 * len(recs) // 16 + 2000
+            for _ in range(6):
+                (folder / "out").mkdir(exist_ok=True)
+                argv = [exe, str(config), "-c", str(cycles), "-t", "trace.txt", "-o", "out"]
+                run_tool(argv, folder, self.options.timeout_s, "DRAMSim3")
+                try:
+                    s = parse_dramsim3_json((folder / "out" / "dramsim3.json").read_text())
+                except (OSError, ValueError, KeyError) as exc:
+                    raise parse_failure("DRAMSim3", folder, str(exc), argv) from None
+                if s["num_reads_done"] >= n_reads and s["num_writes_done"] >= n_writes:   # merged requests issue no command
+                    break
+                cycles *= 2
+            else:
+                raise parse_failure("DRAMSim3", folder, f"not drained after {cycles} cycles", argv)
+            last_issue = float(recs["time"].max())
+            # DRAMSim3 runs exactly -c cycles; the busy time is the last issue plus a read's latency, or the
+            # time to move every request at the cube's internal bandwidth, whichever is longer
+            busy = max(last_issue + s["average_read_latency"], len(recs) * p.tsv_cycles_per_64B / 32)
+            totals["cycles"] += busy
+            totals["reads"] += n_reads
+            totals["writes"] += n_writes
+            if s["average_read_latency"]:
+                totals["latency"].append(s["average_read_latency"])
+            totals["hits"] += s["num_read_row_hits"] + s["num_write_row_hits"]
+            totals["acts"] += s["num_act_cmds"]
+            totals["energy"] += s["total_energy"] * busy / s["num_cycles"] if s["num_cycles"] else 0.0
+            totals["req"] += len(recs)
+            _cleanup(folder)
+        return _cost(totals, covered, p, architecture, "dramsim3")
+
+
+def _cleanup(folder: Path) -> None:
+    if os.environ.get("NTFRAME_KEEP_FILES"):
+        return
+    for path in sorted(folder.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    folder.rmdir()
+
+
+def _cost(t: dict, covered: float, p: HMCParams, arch: Architecture, tool: str) -> MemoryCost:
+    if not t["req"]:
+        return MemoryCost(0.0, 0.0, 0, 0, 0.0, 0.0, {"simulator": tool, "requests": 0})
+    scale = 1.0 / covered
+    bits = (t["reads"] + t["writes"]) * 512
+    if tool == "dramsim3":
+        energy = t["energy"] + bits * p.logic_pJ_per_bit        # DRAMSim3 models the DRAM; add the logic die
+    else:
+        energy = t["acts"] * p.act_pre_energy_pJ + bits * (p.dram_pJ_per_bit + p.logic_pJ_per_bit)
+    mem_cycles = t["cycles"] * scale
+    seconds = mem_cycles * p.tCK_ns * 1e-9
+    read_bytes, write_bytes = int(t["reads"] * 64 * scale), int(t["writes"] * 64 * scale)
+    latency = float(np.mean(t["latency"])) * p.tCK_ns if t["latency"] else 0.0
+    return MemoryCost(mem_cycles / arch_memory_ratio(arch), energy * scale, read_bytes, write_bytes,
+                      (read_bytes + write_bytes) / seconds / 1e9 if seconds else 0.0, latency,
+                      {"simulator": tool, "memory_cycles": mem_cycles, "sampled_requests": t["req"],
+                       "sampled_share_of_steps": covered, "row_hit_rate": t["hits"] / t["req"]})
+
+
+@ntframe.hookimpl
+def ntframe_register_memory_backends(register):
+    register(RamulatorBackend)
+    register(DRAMSim3Backend)
