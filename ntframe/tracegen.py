@@ -189,11 +189,9 @@ class TraceGenerator:
                count_only: bool = False) -> Iterator:
         """Canonical records of steps [first_step, last_step), in chunks of about ``max_records``."""
         last_step = self.steps if last_step is None else last_step
-        per_step = max(1.0, sum(
-            (s.rep_r + s.rep_w) * len(s.vaults) * max(1, int(np.prod(np.minimum(s.extent, s.size))) * s.elem / 64)
-            / s.period for s in self.streams))
-        span = max(1, int(max_records / per_step))
-        for lo in range(first_step, last_step, span):
+        span = 1                                             # grown or shrunk to hold about max_records
+        lo = first_step
+        while lo < last_step:
             hi = min(last_step, lo + span)
             parts = []
             for s in self.streams:
@@ -212,8 +210,12 @@ class TraceGenerator:
                     vaults = np.tile(s.vaults, len(sel))
                     lines, inst = s.lines(self, steps, vaults)
                     parts.append((lines, steps[inst], vaults[inst], write, s.j))
+            produced = sum(len(p[0]) for p in parts)
+            per_step = max(produced / (hi - lo), 1e-9)
+            span = max(1, min(2 * span + 1, int(max_records / per_step)))
+            lo = hi
             if count_only:
-                yield sum(len(p[0]) for p in parts)
+                yield produced
                 continue
             yield self._records(parts)
 
