@@ -159,6 +159,8 @@ class Analysis:
     instances: np.ndarray       # [B, K] instances of each level in use
     compute_instances: np.ndarray   # [B]
     temporal_steps: np.ndarray  # [B]
+    dram_run_elements: np.ndarray   # [B, Tn]: contiguous elements (row-major, stored shape) of the tile the
+                                    # outermost level sends at a time: what DRAM lines are filled with
     vault_replication: np.ndarray   # [B, Tn]: level-0 instances that need the same data (spatial dims at
                                     # level 0 that do not index the tensor)
 
@@ -254,10 +256,22 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
                     elif t.role == ACCUMULATE:
                         fills[:, c, j] += np.where(active, np.clip(own - first[:, c], 0, None), 0.0)
     tile_el = np.where(keep, problem.extents(E[:, :K].astype(float)), 0)
+    runs = np.ones((B, Tn))
+    for j, t in enumerate(problem.tensors):
+        kept_below = np.concatenate([keep[:, 1:, j], np.ones((B, 1), bool)], axis=1)     # levels 1..K-1, compute
+        child = kept_below.argmax(axis=1) + 1                                            # nearest kept child
+        X = E[rows, child].astype(float)                                                 # its tile
+        ext = np.minimum(axis_extents(X, t.coef.astype(float)), problem.op.tensors[j].shape)
+        run = np.ones(B)
+        partial = np.zeros(B, bool)
+        for a in range(ext.shape[1] - 1, -1, -1):        # trailing full axes join into one run
+            run = np.where(partial, run, run * ext[:, a])
+            partial |= ext[:, a] < problem.op.tensors[j].shape[a]
+        runs[:, j] = run
     tile_bytes = np.ceil(tile_el * problem.bits[None, None, :] / 8).sum(axis=2)
     vault_rep = np.stack([np.where(t.relevant[None, :], 1, S[:, 0]).prod(axis=1) for t in problem.tensors], 1)
     return Analysis(reads, fills, updates, tile_el, tile_bytes, instances, compute_instances, temporal_steps,
-                    vault_rep)
+                    runs, vault_rep)
 
 
 def problems_batch(problem: Problem, batch: MappingBatch, arch: Architecture,

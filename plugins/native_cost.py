@@ -10,12 +10,16 @@ that ``k`` vaults produce are sent to one and added there. Cycles = the largest 
 temporal steps × ops per point ÷ ops per cycle, each level's per-instance traffic ÷ its bandwidth, and the
 network's traffic ÷ its aggregate link bandwidth (the slowest bounds the operation, as in Timeloop's
 ``topology.cpp``). The outermost ``DRAM`` level is marked as the memory level: the runner replaces its share
-with the memory backend's figures.
+with the memory backend's figures. The DRAM moves whole lines (``dram_line_bytes``, 64): a tile whose
+contiguous run (row-major in the stored tensor) is shorter than a line costs whole lines, so the mapper prefers
+DRAM tiles that are wide along the contiguous axis; ``dram_line_bytes: 0`` counts elements, as Timeloop does
+with a block size of one word.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 import ntframe
 from ntframe.arch import Architecture
@@ -26,8 +30,10 @@ from ntframe.mapspace import Analysis, MappingBatch, Problem, analyse_batch, to_
 from ntframe.results import ComputeCost, LevelCost
 
 
-def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis | None = None) -> dict:
-    """Energy and cycles of every mapping of the batch, with the per-level, per-tensor breakdown."""
+def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis | None = None,
+          line_bytes: int = 64) -> dict:
+    """Energy and cycles of every mapping of the batch, with the per-level, per-tensor breakdown.
+    ``line_bytes``: the DRAM's access granularity (0: count elements, as Timeloop with a block size of 1)."""
     a = a or analyse_batch(problem, batch)
     op = problem.op
     bits = problem.bits[None, :].astype(float)                      # [1, Tn]
@@ -43,6 +49,10 @@ def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis
         if lvl == 0:        # data shared by vaults moves once from DRAM, then over the network
             noc_elements = (reads + updates) * (rep - 1) / rep * inst
             reads, updates = reads / rep, updates / rep
+            if line_bytes:  # DRAM moves whole lines: a run of the tile shorter than a line costs a line
+                run_bytes = a.dram_run_elements * bits / 8
+                inflation = np.ceil(run_bytes / line_bytes) * line_bytes / run_bytes
+                reads, updates = reads * inflation, updates * inflation
         rbits = reads * bits * inst
         wbits = (fills + updates) * bits * inst
         energy = rbits * spec.read_energy_pJ_per_bit + wbits * spec.write_energy_pJ_per_bit   # [B, Tn]
@@ -80,17 +90,24 @@ def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis
     return out
 
 
+class NativeCostOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dram_line_bytes: int = Field(64, ge=0)
+    """DRAM access granularity: a tile run shorter than a line costs a whole line (0: count elements)."""
+
+
 class NativeCostModel(CostModel):
     name = "native"
     description = "analytical reuse model (Timeloop-style access counts, per-action energies, bandwidth bounds)"
+    Options = NativeCostOptions
 
     def evaluate_batch(self, problem: Problem, batch: MappingBatch, architecture: Architecture):
-        p = price(problem, batch, architecture)
+        p = price(problem, batch, architecture, line_bytes=self.options.dram_line_bytes)
         return p["energy_pJ"], p["cycles"]
 
     def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         problem = Problem(operation)
-        p = price(problem, to_batch(problem, [mapping]), architecture)
+        p = price(problem, to_batch(problem, [mapping]), architecture, line_bytes=self.options.dram_line_bytes)
         names = [t.name for t in problem.tensors]
         tensors = [t.tensor for t in problem.tensors]
         levels = []

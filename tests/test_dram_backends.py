@@ -38,7 +38,7 @@ def test_parsers_read_recorded_outputs():
 
 def test_trace_follows_the_mapping_and_the_analysis(tmp_path):
     """FC 1024 -> 10, batch 16, rows of X and W fetched whole (2 KiB, line-aligned): the trace carries exactly
-    the analysis' bytes for them; the one-element output tiles cost a whole line each."""
+    the cost model's DRAM bytes, the one-element output tiles costing a whole line each in both."""
     from ntframe.arch import load_architecture
     from ntframe.builder import NetworkBuilder
     from ntframe.ir import Phase
@@ -65,7 +65,8 @@ def test_trace_follows_the_mapping_and_the_analysis(tmp_path):
     per_tensor = {name: int((recs["tensor"] == j).sum()) * 64 for j, name in enumerate(t.tensor for t in op.tensors)}
     assert per_tensor["x"] == cost.dram_read_bytes_by_tensor["x"] == 16 * 1024 * 2
     assert per_tensor["fc.W"] == cost.dram_read_bytes_by_tensor["fc.W"] == 16 * 10 * 1024 * 2
-    assert cost.dram_write_bytes_by_tensor["fc.Y"] == 16 * 10 * 2 and per_tensor["fc.Y"] == 16 * 10 * 64
+    # one 2-byte output per tile: a whole 64-byte line each, in the trace and in the line-aware cost model
+    assert cost.dram_write_bytes_by_tensor["fc.Y"] == per_tensor["fc.Y"] == 16 * 10 * 64
     assert set(np.unique(recs["write"][recs["tensor"] == 2])) == {1}
     steps = recs["time"][recs["tensor"] == 1]
     assert len(np.unique(steps // 1)) > 1                             # spread over the operation's steps

@@ -159,8 +159,8 @@ def test_network_moves_shared_data_once(tmp_path):
     assert arch.levels[0].fanout == 2 and arch.network.mesh == (2, 1) and arch.network.average_hops == 0.5
     op = forward_op(fc, batch=2)
     mapping = Mapping((LevelMapping("dram", (("M", 4), ("C", 6)), (("N", 2),)), LevelMapping("rf", ())))
-    from ntframe_plugins.native_cost import NativeCostModel
-    cost = NativeCostModel().evaluate(op, mapping, arch)
+    from ntframe_plugins.native_cost import NativeCostModel, NativeCostOptions
+    cost = NativeCostModel(NativeCostOptions(dram_line_bytes=0)).evaluate(op, mapping, arch)
     levels = {lvl.level: lvl for lvl in cost.levels}
     assert analyse(op, mapping).vault_replication == {"I": 1, "W": 2, "O": 1}
     assert levels["dram"].tensors["W"]["reads"] == 24            # 24 weights read once, not twice
@@ -173,8 +173,8 @@ def test_search_is_deterministic_and_beats_the_outermost_mapping(tmp_path):
     arch = tiny_architecture(tmp_path)
     op = forward_op(lambda b: b.conv(b.input("x", (4, 8, 8)), 8, 3, 1, 1, bias=False, name="c"), batch=2)
     problem = Problem(op)
-    from ntframe_plugins.native_cost import NativeCostModel
-    model = NativeCostModel()
+    from ntframe_plugins.native_cost import NativeCostModel, NativeCostOptions
+    model = NativeCostModel(NativeCostOptions(dram_line_bytes=0))
 
     def evaluate(p, batch):
         return model.evaluate_batch(p, batch, arch)

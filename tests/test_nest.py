@@ -49,8 +49,8 @@ def test_output_stationary_fc_with_weight_multicast(tmp_path):
     assert got[("rf", "O")] == (8, 0, 12)         # 12 updates; all but the first of each of 4 outputs read
     assert tile_bytes(op, mapping) == [(6 + 12 + 8) * 2, (6 + 3 + 2) * 2]
 
-    from ntframe_plugins.native_cost import NativeCostModel
-    cost = NativeCostModel().evaluate(op, mapping, arch)
+    from ntframe_plugins.native_cost import NativeCostModel, NativeCostOptions
+    cost = NativeCostModel(NativeCostOptions(dram_line_bytes=0)).evaluate(op, mapping, arch)
     dram, rf = cost.levels
     assert dram.energy_pJ == pytest.approx(18 * 16 * 1.0 + 8 * 16 * 2.0)       # 544 pJ
     assert rf.energy_pJ == pytest.approx(2 * (32 * 16 * 0.1 + 24 * 16 * 0.2))  # 256 pJ

@@ -96,7 +96,7 @@ def test_parser_and_native_model_against_a_recorded_timeloop_run():
     from ntframe.mapping import Mapping
     from ntframe.results import to_jsonable
     from ntframe.training import expand
-    from ntframe_plugins.native_cost import NativeCostModel
+    from ntframe_plugins.native_cost import NativeCostModel, NativeCostOptions
     arch = load_architecture(shipped_root() / "arch_specs/neurotrainer/hmc2-32vault.yaml")
     b = NetworkBuilder("small-cnn")
     x = b.relu(b.conv(b.input("input", (3, 32, 32)), 16, 3, 1, 1, name="conv1"), name="relu1")
@@ -104,7 +104,8 @@ def test_parser_and_native_model_against_a_recorded_timeloop_run():
     op = next(o for o in expand(b.build(16), [Phase.forward], arch.precision_bits) if o.name == "conv2.forward")
     meta = json.loads((GOLDEN / "ntframe.json").read_text())
     mapping = Mapping.from_dict(meta["mapping"])
-    cost = NativeCostModel().evaluate(op, mapping, dataclasses.replace(arch, network=None))
+    element_counting = NativeCostModel(NativeCostOptions(dram_line_bytes=0))    # Timeloop's block size is 1
+    cost = element_counting.evaluate(op, mapping, dataclasses.replace(arch, network=None))
     assert _compare(to_jsonable(cost.levels), meta["vaults"], stats) == []
     assert cost.cycles == stats["cycles"]
     assert cost.energy_pJ / meta["vaults"] == pytest.approx(stats["energy_pJ"], rel=1e-9)
