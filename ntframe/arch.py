@@ -20,9 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from ntframe.errors import SpecError
 from ntframe.ir import Phase
-from ntframe.yamlio import Positions, load_yaml, validate
+from ntframe.yamlio import load_yaml, validate
 
 
 class _Strict(BaseModel):

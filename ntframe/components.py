@@ -47,9 +47,6 @@ class Component(ABC):
         """Raise :class:`ntframe.errors.ToolError` (naming the setting that fixes it) when an external tool
         this component drives is missing. Called before any work."""
 
-    def tools(self) -> list[dict]:
-        """External tools this component can use: ``[{name, found, path, fix}]`` (for ``ntframe doctor``)."""
-        return []
 
 
 @dataclass(frozen=True)
@@ -81,9 +78,6 @@ class WorkloadFrontend(Component):
         """The selected network's parameters with their values (for ``ntframe workloads show``)."""
         return {}
 
-    def unsupported(self, request: WorkloadRequest) -> list[str]:
-        """What the input holds that this frontend cannot map (listed before any work); empty if all maps."""
-        return []
 
 
 class CostModel(Component):

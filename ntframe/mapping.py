@@ -54,22 +54,6 @@ class Mapping:
                          for lv in data["levels"]),
                    tuple((d, int(f)) for d, f in data["compute_spatial"]))
 
-    def pretty(self) -> str:
-        """Timeloop-style loop nest text."""
-        lines, indent = [], ""
-        for lvl in self.levels:
-            lines.append(f"{indent}{lvl.level}" + (f"  (bypass: {', '.join(lvl.bypass)})" if lvl.bypass else ""))
-            for d, f in lvl.spatial:
-                lines.append(f"{indent}| for {d} in [0:{f}) (spatial, instances of {lvl.level})")
-            for d, f in lvl.temporal:
-                lines.append(f"{indent}| for {d} in [0:{f})")
-            indent += "  "
-        for d, f in self.compute_spatial:
-            lines.append(f"{indent}| for {d} in [0:{f}) (spatial, compute units)")
-        lines.append(f"{indent}<< compute >>")
-        return "\n".join(lines)
-
-
 def structural_problems(op: Operation, mapping: Mapping, arch: Architecture) -> list[str]:
     """Reasons the mapping does not fit the operation or the architecture's levels and fan-outs
     (capacities are checked by :func:`ntframe.nest.capacity_problems`)."""

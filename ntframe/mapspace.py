@@ -87,10 +87,6 @@ class MappingBatch:
     def take(self, idx) -> "MappingBatch":
         return MappingBatch(self.T[idx], self.S[idx], self.R[idx], self.keep[idx])
 
-    @staticmethod
-    def concat(batches: list["MappingBatch"]) -> "MappingBatch":
-        return MappingBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in ("T", "S", "R", "keep")))
-
     def canonical(self) -> "MappingBatch":
         """Ranks renumbered 0..n-1 among the loops with a factor above 1; factor-1 loops get rank D. Equal
         mappings then have equal arrays."""
@@ -317,8 +313,4 @@ def level_capacities(arch: Architecture) -> np.ndarray:
     return caps
 
 
-PROBLEM_NAMES = {1: "factorisation", 2: "fan-out", 3: "capacity", 4: "sequential", 5: "bypass"}
-
-
-__all__ = ["Problem", "MappingBatch", "Analysis", "analyse_batch", "problems_batch", "to_batch", "from_batch",
-           "PROBLEM_NAMES"]
+__all__ = ["Problem", "MappingBatch", "Analysis", "analyse_batch", "problems_batch", "to_batch", "from_batch"]

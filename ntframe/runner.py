@@ -213,7 +213,7 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
         "dram_write_bytes": traffic.write_bytes,
         "overlap": OVERLAP,
         "levels": to_jsonable(compute.levels),
-        "memory": {k: v for k, v in to_jsonable(mem).items()},
+        "memory": to_jsonable(mem),
         "mapping": mapping.to_dict(),
         "search": search,
         "producers": {"mapper": mp_reg.name, "cost_model": cm_reg.name, "memory": mb_reg.name},

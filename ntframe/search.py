@@ -138,10 +138,6 @@ class Space:
         onehot = (A[:, :, None] == np.arange(self.nslots)[None, None, :]).astype(float)
         return np.einsum("nps,pd->nsd", onehot, self.logm)
 
-    def _valid(self, LF: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        fan_ok, cap_ok = self._checks(LF, keep)
-        return fan_ok & cap_ok
-
     def _checks(self, LF: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(fan-outs hold, capacities hold) per candidate."""
         K = self.K

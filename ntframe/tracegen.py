@@ -20,7 +20,6 @@ the operation's compute time; within a step every vault issues one request per m
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Iterator, Literal
 
 import numpy as np
@@ -32,15 +31,6 @@ from ntframe.mapspace import Problem, analyse_batch, to_batch
 from ntframe.trace import LINE_BYTES, TRACE_DTYPE, AddressMapping
 
 Layout = Literal["vault-local", "interleaved"]
-
-
-@dataclass
-class TracePlan:
-    steps: int                      # DRAM-level temporal steps
-    vaults: int                     # vaults in use
-    requests: int                   # of the whole operation
-    bytes: int
-    tensors: list[str]
 
 
 def place(mapping: AddressMapping, local: np.ndarray, vault: np.ndarray) -> np.ndarray:
@@ -178,12 +168,6 @@ class TraceGenerator:
             rest = rest // self._loop_size[i]
             out[:, self._loop_dim[i]] += digit * self._loop_scale[i]
         return out
-
-    def plan(self) -> TracePlan:
-        requests = 0
-        for chunk in self.chunks(count_only=True):
-            requests += chunk
-        return TracePlan(self.steps, self.vaults, requests, requests * LINE_BYTES, [t.tensor for t in self.op.tensors])
 
     def chunks(self, first_step: int = 0, last_step: int | None = None, max_records: int = 1 << 20,
                count_only: bool = False) -> Iterator:

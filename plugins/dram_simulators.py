@@ -122,12 +122,6 @@ class _TraceDriven(MemoryBackend):
                              self.options.layout, traffic.compute_cycles)
         return gen.sample(self.options.max_requests, self.options.windows)
 
-    def tools(self) -> list[dict]:
-        try:
-            return [{"name": self.program, "found": True, "path": self._binary(), "fix": ""}]
-        except ToolError as exc:
-            return [{"name": self.program, "found": False, "path": "", "fix": exc.fix or str(exc)}]
-
     def check_available(self) -> None:
         self._binary()
 
@@ -137,7 +131,6 @@ class RamulatorBackend(_TraceDriven):
     description = "Ramulator 1 (hmc branch) on the operation's request trace, through a subprocess"
     Options = RamulatorOptions
     program = "ramulator"
-    cacheable = True
 
     def _binary(self) -> str:
         return find_binary("NTFRAME_RAMULATOR", ["ramulator"], "Ramulator (hmc branch)", RAMULATOR_FIX)

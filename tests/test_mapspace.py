@@ -12,7 +12,7 @@ import pytest
 from ntframe.builder import NetworkBuilder
 from ntframe.ir import Phase
 from ntframe.mapping import LevelMapping, Mapping, structural_problems
-from ntframe.mapspace import Problem, analyse_batch, from_batch, problems_batch, to_batch
+from ntframe.mapspace import Problem, from_batch, problems_batch, to_batch
 from ntframe.nest import analyse, capacity_problems
 from ntframe.search import Constraints, Space, search
 from ntframe.testing import tiny_architecture

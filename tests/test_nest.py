@@ -73,6 +73,7 @@ def test_spatial_reduction_of_partial_sums(tmp_path):
     arch = tiny_architecture(tmp_path)
     op = fc_forward(1, 4, 2)
     mapping = Mapping((LevelMapping("dram", (("M", 2),)), LevelMapping("rf", (("C", 2),), (("C", 2),))))
+    assert structural_problems(op, mapping, arch) == []
     got = counts(analyse(op, mapping))
     assert got[("dram", "I")] == (4, 0, 0)
     assert got[("dram", "W")] == (8, 0, 0)
