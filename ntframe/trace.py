@@ -240,7 +240,7 @@ def inspect(path: str | Path, mapping: AddressMapping | None = None) -> dict:
     """Counts, bytes per vault, and the row-hit rate an open-page bank would see in trace order."""
     header, chunks = read_trace(path, mapping)
     reads = writes = nbytes = 0
-    per_vault = np.zeros(32, np.int64)
+    per_vault = np.zeros(32, np.int64)          # grows with multi-cube traces
     last_row: dict[tuple[int, int], int] = {}
     hits = total = 0
     t_min, t_max = None, 0
@@ -250,7 +250,9 @@ def inspect(path: str | Path, mapping: AddressMapping | None = None) -> dict:
         reads += int((~w).sum())
         writes += int(w.sum())
         nbytes += int(c["bytes"].sum())
-        np.add.at(per_vault, c["vault"].astype(np.int64) % 32, c["bytes"].astype(np.int64))
+        if len(c) and int(c["vault"].max()) >= len(per_vault):
+            per_vault = np.r_[per_vault, np.zeros(int(c["vault"].max()) + 1 - len(per_vault), np.int64)]
+        np.add.at(per_vault, c["vault"].astype(np.int64), c["bytes"].astype(np.int64))
         key = c["vault"].astype(np.int64) * 65536 + c["bank"].astype(np.int64)
         order = np.lexsort((np.arange(len(c)), key))
         k, r = key[order], c["row"].astype(np.int64)[order]

@@ -35,7 +35,8 @@ Layout = Literal["vault-local", "interleaved"]
 
 def place(mapping: AddressMapping, local: np.ndarray, vault: np.ndarray) -> np.ndarray:
     """Byte address with ``vault`` in the vault field and the vault-local byte offset spread over the other
-    fields, least significant first."""
+    fields, least significant first; vaults beyond one cube's put the cube number above the cube's address
+    bits."""
     address = np.zeros(local.shape, np.uint64)
     shift = consumed = 0
     local = local.astype(np.uint64)
@@ -47,7 +48,8 @@ def place(mapping: AddressMapping, local: np.ndarray, vault: np.ndarray) -> np.n
             consumed += bits
         address |= part << np.uint64(shift)
         shift += bits
-    return address
+    vault_bits = dict(mapping.fields)["vault"]
+    return address | ((vault.astype(np.uint64) >> np.uint64(vault_bits)) << np.uint64(mapping.total_bits))
 
 
 class _TensorStream:
@@ -224,8 +226,9 @@ class TraceGenerator:
         out["time"] = (np.floor(step * self.step_cycles) + rank).astype(np.uint64)
         out["address"] = address
         fields = self.am.decode(address)
-        for f in ("vault", "bank", "row", "column"):
+        for f in ("bank", "row", "column"):
             out[f] = fields.get(f, 0)
+        out["vault"] = vault if self.layout == "vault-local" else fields["vault"]     # every cube's vaults
         out["write"] = write
         out["bytes"] = LINE_BYTES
         out["tensor"] = tensor

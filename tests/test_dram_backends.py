@@ -144,3 +144,14 @@ def test_dramsim3_live(tmp_path):
     ops = [o for o in doc["operations"] if o["memory"]["read_bytes"]]
     assert ops and all(o["memory"]["energy_pJ"] > 0 for o in ops)
     assert all(o["memory"]["details"]["row_hit_rate"] == 0 for o in ops)        # its HMC config: closed page
+
+
+def test_two_cubes_keep_their_vaults_apart(tmp_path):
+    spec = spec_with(tmp_path, "{backend: hmc-analytic}")
+    spec.write_text(spec.read_text().replace("cubes: 1", "cubes: 2"))
+    out = tmp_path / "t.nttrace"
+    done = ntframe_cmd("trace", str(spec), "--layer", "conv2", "--phase", "forward", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    info = json.loads(ntframe_cmd("trace", "inspect", str(out), "--json").stdout)
+    used = [v for v, b in enumerate(info["bytes_per_vault"]) if b]
+    assert max(used) >= 32                        # the second cube's vaults are addressed, not folded onto the first
