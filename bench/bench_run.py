@@ -2,17 +2,18 @@
 
     .venv/bin/python bench/bench_run.py [SPEC]
 
-Figures, all in this one process except the first:
-  cli_wall_s            the README's `ntframe run` as a subprocess (interpreter start and imports included)
+Figures, all in this one process except the first (the in-process runs bypass the mapping cache):
+  cli_wall_s            the README's `ntframe run` as a subprocess, cold cache (interpreter start included)
   resolve_s             spec + plugins + architecture
   run_s                 the whole pipeline (search, cost, memory) for every operation
-  run_budget1_s         the same with one evaluation per operation: the pipeline's fixed cost (peer run)
+  run_budget1_s         the same with one evaluation per operation: the rest of the pipeline (peer run)
   search_share          (run_s - run_budget1_s) / run_s: how much of a run is mapping search
   evaluations_per_s     native cost-model evaluations per second (nest analysis + pricing) on conv2.forward
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -32,12 +33,14 @@ def main() -> None:
     exe = shutil.which("ntframe", path=str(Path(sys.executable).parent)) or "ntframe"
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
-        subprocess.run([exe, "run", str(spec_path), "-q", "-o", out], check=True, capture_output=True)
+        subprocess.run([exe, "run", str(spec_path), "-q", "-o", out], check=True, capture_output=True,
+                       env={**os.environ, "NTFRAME_CACHE_DIR": os.path.join(out, "cache")})
         cli_wall = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     host = PluginHost().load()
     loaded = load_spec(spec_path)
+    loaded.spec.mapper.cache = False            # time the work, not the mapping cache
     resolved = resolve(loaded, host)
     resolve_s = time.perf_counter() - t0
 
