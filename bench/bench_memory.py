@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ntframe.hmcmodel import simulate
+from ntframe.hmcmodel import HMCParams, simulate
 from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter, records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,7 +93,8 @@ def against_ramulator(tmp: Path) -> None:
           + ("  | Ramulator GB/s  lat cyc  hits      s  | d bw    d lat   speed" if exe else ""))
     for name, recs in cases.items():
         t0 = time.perf_counter()
-        m = simulate(recs["time"].astype(float), recs["vault"], recs["bank"], recs["row"], recs["write"])
+        m = simulate(recs["time"].astype(float), recs["vault"], recs["bank"], recs["row"], recs["write"], 64,
+                     HMCParams(front_end="single"))            # Ramulator's driver: one stream for the cube
         dt = time.perf_counter() - t0
         line = (f"  {name:36s} {len(recs):>9,} {m['bandwidth_GBps']:>10.2f} {m['read_latency_avg']:>8.1f} "
                 f"{m['row_hits'] / len(recs):>5.2f} {dt:>6.3f}")

@@ -47,6 +47,10 @@ class HMCParams:
     request_path_cycles: float = 1.0     # into the cube (host link packet, or logic-die crossbar)
     response_path_cycles: float = 3.0
     page_policy: Literal["open", "closed"] = "open"
+    queue_per_vault: int = 64            # requests a vault accepts before its sender stalls (0: unbounded)
+    front_end: Literal["per-vault", "single"] = "per-vault"
+    """Who issues: one in-order stream per vault (the logic die's engines), or one stream for the whole cube
+    (a host, and Ramulator's DRAM-mode driver): a full vault then stalls everything behind it."""
     act_pre_energy_pJ: float = 500.0
     dram_pJ_per_bit: float = 3.44       # array + TSV; with the activations ~3.7 pJ/bit on a stream
     logic_pJ_per_bit: float = 6.78
@@ -72,16 +76,65 @@ def _fifo(arrival: np.ndarray, service: np.ndarray, group: np.ndarray) -> np.nda
     return Dg + cm
 
 
+def _inject(issue: np.ndarray, release: np.ndarray, vault: np.ndarray, p: HMCParams) -> np.ndarray:
+    """Times requests enter the cube: not before their issue time, in order (one per cycle) within their
+    stream, and not before the request ``queue_per_vault`` places ahead in the same vault has left the queue."""
+    n = len(issue)
+    order = np.argsort(vault.astype(np.uint16), kind="stable")          # radix sort
+    pos = np.empty(n, np.int64)
+    counts = np.bincount(vault)
+    starts = np.cumsum(counts) - counts
+    pos[order] = np.arange(n) - np.repeat(starts, counts)             # rank within the vault
+    earliest = issue.copy()
+    q = p.queue_per_vault
+    if q:
+        ahead = np.full(n, -1, np.int64)
+        has = pos[order] >= q
+        ahead[order[has]] = order[np.flatnonzero(has) - q]               # the request q places ahead
+        earliest = np.where(ahead >= 0, np.maximum(earliest, release[np.maximum(ahead, 0)]), earliest)
+    if p.front_end == "single":                                           # one in-order stream, 1 per cycle
+        idx = np.arange(n, dtype=float)
+        return idx + np.maximum.accumulate(earliest - idx)
+    out = np.empty(n)                                                     # one in-order stream per vault
+    out[order] = _fifo(earliest[order], np.ones(n), vault[order])
+    return out
+
+
 def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndarray, write: np.ndarray,
              nbytes: np.ndarray | int = 64, p: HMCParams = HMCParams()) -> dict:
-    """Simulate requests issued at ``time`` (memory cycles). Returns figures in memory cycles, ns, bytes, pJ."""
+    """Simulate requests issued at ``time`` (memory cycles). Returns figures in memory cycles, ns, bytes, pJ.
+    With a bounded vault queue, the entry times and the service times depend on each other: a few rounds of
+    the vectorised model reach their fixed point."""
+    n = len(time)
+    if n == 0 or not p.queue_per_vault:
+        return _simulate(time, vault, bank, row, write, nbytes, p)
+    issue = np.asarray(time, float)
+    if n > 1 and np.any(issue[1:] < issue[:-1]):
+        by_time = np.argsort(issue, kind="stable")
+        issue, vault, bank, row, write = issue[by_time], vault[by_time], bank[by_time], row[by_time], write[by_time]
+        if np.ndim(nbytes):
+            nbytes = np.asarray(nbytes)[by_time]
+    v = vault.astype(np.int64)
+    entry = _inject(issue, issue, v, HMCParams(**{**p.__dict__, "queue_per_vault": 0}))
+    for _ in range(12):
+        result = _simulate(entry, vault, bank, row, write, nbytes, p, keep_order=True)
+        new_entry = _inject(issue, result["_start"], v, p)
+        if np.array_equal(new_entry, entry):
+            break
+        entry = new_entry
+    result.pop("_start")
+    return result
+
+
+def _simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndarray, write: np.ndarray,
+              nbytes: np.ndarray | int = 64, p: HMCParams = HMCParams(), keep_order: bool = False) -> dict:
     n = len(time)
     if n == 0:
         return {"requests": 0, "cycles": 0.0, "read_latency_avg": 0.0, "read_latency_ns_avg": 0.0,
                 "row_hits": 0, "row_misses": 0, "row_conflicts": 0, "bytes": 0, "bandwidth_GBps": 0.0,
                 "energy_pJ": 0.0, "activations": 0}
     a = time.astype(float)
-    if n > 1 and np.any(a[1:] < a[:-1]):             # bring the requests into issue order
+    if not keep_order and n > 1 and np.any(a[1:] < a[:-1]):      # bring the requests into issue order
         by_time = np.argsort(a, kind="stable")
         a, vault, bank, row, write = a[by_time], vault[by_time], bank[by_time], row[by_time], write[by_time]
     nbytes = np.broadcast_to(np.asarray(nbytes, float), (n,))
@@ -127,9 +180,12 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
     energy = activations * p.act_pre_energy_pJ + bits * (p.dram_pJ_per_bit + p.logic_pJ_per_bit +
                                                          p.serdes_pJ_per_bit)
     rl = float(latency[reads].mean()) if reads.any() else 0.0
+    start_issue_order = np.empty(n)
+    start_issue_order[order] = start                  # when each request left its vault's queue
     return {"requests": n, "reads": int(reads.sum()), "writes": int(w.sum()), "cycles": cycles,
             "read_latency_avg": rl, "read_latency_ns_avg": rl * p.tCK_ns,
             "row_hits": int((cls == HIT).sum()), "row_misses": int((cls == MISS).sum()),
             "row_conflicts": int((cls == CONFLICT).sum()), "bytes": int(total_bytes),
             "bandwidth_GBps": total_bytes / (cycles * p.tCK_ns) if cycles else 0.0,
-            "energy_pJ": energy, "activations": activations}
+            "energy_pJ": energy, "activations": activations,
+            **({"_start": start_issue_order} if keep_order else {})}
