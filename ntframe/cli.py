@@ -203,19 +203,25 @@ def cmd_workloads(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from ntframe.results import to_jsonable
-    from ntframe.runner import map_operation, operations_of
-    from ntframe.timeloop import export
-    resolved = _load(args.spec)
+def _operation(resolved, args: argparse.Namespace):
+    """The operation named by --layer, --phase and --part, or a SpecError listing what there is."""
+    from ntframe.runner import operations_of
     _, ops = operations_of(resolved)
     wanted = f"{args.layer}.{args.phase}" + (f".{args.part}" if args.part else "")
-    chosen = [o for o in ops if o.name == wanted]
-    if not chosen:
-        names = [o.name for o in ops if o.layer == args.layer] or sorted({o.layer for o in ops})
-        raise SpecError(f"no operation '{wanted}'; {'its layer has' if names and '.' in names[0] else 'layers:'} "
-                        f"{', '.join(names)}")
-    op = chosen[0]
+    for op in ops:
+        if op.name == wanted:
+            return op
+    names = [o.name for o in ops if o.layer == args.layer]
+    there = f"its layer has: {', '.join(names)}" if names else f"layers: {', '.join(sorted({o.layer for o in ops}))}"
+    raise SpecError(f"no operation '{wanted}'; {there}")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ntframe.results import to_jsonable
+    from ntframe.runner import map_operation
+    from ntframe.timeloop import export
+    resolved = _load(args.spec)
+    op = _operation(resolved, args)
     import dataclasses
     mapping, cost, _ = map_operation(resolved, op)
     model = resolved.component("cost_model")
@@ -248,17 +254,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
               f"vaults used {sum(1 for b in per_vault if b)}")
         print(f"{'header':28s} {json.dumps(header)}")
         return 0
-    from ntframe.runner import map_operation, operations_of
+    from ntframe.runner import map_operation
     from ntframe.tracegen import TraceGenerator
     if not (args.layer and args.phase and args.output):
         raise SpecError("ntframe trace SPEC needs --layer, --phase and -o FILE")
     resolved = _load(args.spec)
-    _, ops = operations_of(resolved)
-    wanted = f"{args.layer}.{args.phase}" + (f".{args.part}" if args.part else "")
-    op = next((o for o in ops if o.name == wanted), None)
-    if op is None:
-        raise SpecError(f"no operation '{wanted}'; its layer has: "
-                        f"{', '.join(o.name for o in ops if o.layer == args.layer) or '(no such layer)'}")
+    op = _operation(resolved, args)
     mapping, cost, _ = map_operation(resolved, op)
     am = mapping_named(args.address_mapping)
     gen = TraceGenerator(op, mapping, resolved.architecture, am, args.layout, cost.on_die_cycles)

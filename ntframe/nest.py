@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ntframe.arch import Architecture
 from ntframe.ir import Operation
 from ntframe.mapping import Mapping
-from ntframe.mapspace import Problem, analyse_batch, to_batch
+from ntframe.mapspace import Problem, analyse_batch, level_capacities, to_batch
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def tile_bytes(op: Operation, mapping: Mapping) -> list[int]:
 def capacity_problems(op: Operation, mapping: Mapping, arch: Architecture) -> list[str]:
     """Levels whose per-instance tiles exceed their capacity."""
     problems = []
-    for level, needed in list(zip(arch.levels, tile_bytes(op, mapping)))[1:]:    # level 0: the backing store
-        if level.capacity_bytes is not None and needed > level.capacity_bytes:
+    for level, needed, cap in zip(arch.levels, tile_bytes(op, mapping), level_capacities(arch)):
+        if needed > cap:
             problems.append(f"capacity: {level.name} needs {needed} B per instance, holds {level.capacity_bytes} B")
     return problems

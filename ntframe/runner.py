@@ -79,7 +79,8 @@ def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
                              precision_override=spec.architecture.precision_bits)
     for section, (reg, component) in components.items():
         component.check_available()          # a missing external tool fails here, before any work
-    return Resolved(loaded, components, arch, resolved)
+    cache = MappingCache(cache_folder() if spec.mapper.cache else None)
+    return Resolved(loaded, components, arch, resolved, cache)
 
 
 @dataclass
@@ -128,16 +129,12 @@ def operations_of(resolved: Resolved) -> tuple[Network, list[Operation]]:
 
 def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
     """Run the whole training step; returns the results document (see :func:`write_bundle`)."""
-    spec = resolved.loaded.spec
     (mp_reg, mapper) = resolved.components["mapper"]
     (cm_reg, cost_model) = resolved.components["cost_model"]
     (mb_reg, memory) = resolved.components["memory"]
     network, operations = operations_of(resolved)
-    if resolved.cache is None:
-        resolved.cache = MappingCache(cache_folder() if spec.mapper.cache else None)
     rows: list[OperationRow] = []
     memo: dict[tuple, dict[str, Any]] = {}
-    resolved.cache = MappingCache(cache_folder() if spec.mapper.cache else None)
     for i, op in enumerate(operations):
         if progress:
             progress(i, len(operations), op.name)

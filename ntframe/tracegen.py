@@ -261,3 +261,11 @@ class TraceGenerator:
 def arch_memory_ratio(arch: Architecture, memory_clock_GHz: float = 1.25) -> float:
     """Memory cycles per logic-die cycle (HMC 2.1: tCK 0.8 ns)."""
     return memory_clock_GHz / arch.clock_GHz
+
+
+def sample_traffic(traffic, arch: Architecture, address_mapping: AddressMapping, layout: Layout, max_requests: int,
+                   windows: int) -> tuple[list[np.ndarray], float]:
+    """The (sampled) request trace of a memory backend's traffic: :meth:`TraceGenerator.sample` of its
+    operation and mapping, paced by its compute cycles."""
+    gen = TraceGenerator(traffic.op, traffic.mapping, arch, address_mapping, layout, traffic.compute_cycles)
+    return gen.sample(max_requests, windows)

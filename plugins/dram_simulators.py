@@ -39,7 +39,7 @@ from ntframe.external import find_binary, parse_failure, run_tool, workdir
 from ntframe.hmcmodel import HMCParams
 from ntframe.results import DramTraffic, MemoryCost
 from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter
-from ntframe.tracegen import TraceGenerator, arch_memory_ratio
+from ntframe.tracegen import arch_memory_ratio, sample_traffic
 
 RAMULATOR_FIX = ("build the hmc branch of CMU-SAFARI/ramulator and set NTFRAME_RAMULATOR=/path/to/ramulator "
                  "(or put 'ramulator' on PATH)")
@@ -118,9 +118,8 @@ class _TraceDriven(MemoryBackend):
     program = ""
 
     def _windows(self, traffic: DramTraffic, arch: Architecture, address_mapping: str):
-        gen = TraceGenerator(traffic.op, traffic.mapping, arch, ADDRESS_MAPPINGS[address_mapping],
-                             self.options.layout, traffic.compute_cycles)
-        return gen.sample(self.options.max_requests, self.options.windows)
+        return sample_traffic(traffic, arch, ADDRESS_MAPPINGS[address_mapping], self.options.layout,
+                              self.options.max_requests, self.options.windows)
 
     def check_available(self) -> None:
         self._binary()

@@ -23,7 +23,7 @@ from ntframe.components import MemoryBackend
 from ntframe.hmcmodel import HMCParams, simulate
 from ntframe.results import DramTraffic, MemoryCost
 from ntframe.trace import ADDRESS_MAPPINGS
-from ntframe.tracegen import TraceGenerator, arch_memory_ratio
+from ntframe.tracegen import arch_memory_ratio, sample_traffic
 
 
 class HMCAnalyticOptions(BaseModel):
@@ -60,9 +60,8 @@ class HMCAnalytic(MemoryBackend):
         if self.options.model == "stream" or traffic.op is None:
             return self._stream(traffic, architecture)
         p = self.params()
-        gen = TraceGenerator(traffic.op, traffic.mapping, architecture, ADDRESS_MAPPINGS[self.options.address_mapping],
-                             self.options.layout, traffic.compute_cycles)
-        windows, covered = gen.sample(self.options.max_requests, self.options.windows)
+        windows, covered = sample_traffic(traffic, architecture, ADDRESS_MAPPINGS[self.options.address_mapping],
+                                          self.options.layout, self.options.max_requests, self.options.windows)
         results = [simulate(w["time"], w["vault"], w["bank"], w["row"], w["write"], 64, p) for w in windows if len(w)]
         if not results:
             return MemoryCost(0.0, 0.0, 0, 0, 0.0, 0.0, {"model": "bank", "requests": 0})
