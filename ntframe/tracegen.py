@@ -15,6 +15,15 @@ Layouts: ``vault-local`` (default) keeps each vault's share of a tensor in that 
 vault ``v`` has vault field ``v``); ``interleaved`` stores tensors row-major in the cube's address space, where
 consecutive 64-byte lines rotate over the vaults. Issue times (memory cycles): steps are spread evenly over
 the operation's compute time; within a step every vault issues one request per memory cycle.
+
+Generation is vectorised per span of steps (about ``max_records`` requests): each box's lines are a cached
+relative *pattern* shifted by the box's first line. A step's requests form rows (its largest vault queue's
+ranks), row r holding the r-th request of every vault that has one; each row's vaults are a bit mask, so a
+request's place in the trace is its row's start plus the number of lower vaults in that mask (no grid of
+empty slots when the vaults' loads are uneven). The requests, packed as (line, vault, part) integers, are
+scattered to those places; the records are then written in cache-sized blocks: a table indexed by the packed
+value's low bits gives each record's template (the part's write flag, bytes and tensor and the address fields
+those bits fix), and the line's high bits are shifted into the address and the row.
 """
 
 from __future__ import annotations
@@ -37,23 +46,40 @@ def place(mapping: AddressMapping, local: np.ndarray, vault: np.ndarray) -> np.n
     """Byte address with ``vault`` in the vault field and the vault-local byte offset spread over the other
     fields, least significant first; vaults beyond one cube's put the cube number above the cube's address
     bits."""
-    address = np.zeros(local.shape, np.uint64)
-    shift = consumed = 0
-    local = local.astype(np.uint64)
-    for field, bits in mapping.fields:
-        if field == "vault":
-            part = vault.astype(np.uint64) & np.uint64((1 << bits) - 1)
-        else:
-            part = (local >> np.uint64(consumed)) & np.uint64((1 << bits) - 1)
-            consumed += bits
-        address |= part << np.uint64(shift)
-        shift += bits
+    local = np.asarray(local).astype(np.uint64)
+    vault = np.asarray(vault).astype(np.uint64)
+    names = [f for f, _ in mapping.fields]
     vault_bits = dict(mapping.fields)["vault"]
-    return address | ((vault.astype(np.uint64) >> np.uint64(vault_bits)) << np.uint64(mapping.total_bits))
+    if names.count("vault") == 1:
+        # one vault field: the local bits below it stay, the rest move up past it (the usual case, 5 passes)
+        below = sum(b for _, b in mapping.fields[:names.index("vault")])
+        above = mapping.total_bits - below - vault_bits
+        address = (local >> np.uint64(below)) & np.uint64((1 << above) - 1)
+        address <<= np.uint64(below + vault_bits)
+        address |= local & np.uint64((1 << below) - 1)
+        address |= (vault & np.uint64((1 << vault_bits) - 1)) << np.uint64(below)
+    else:
+        address = np.zeros(local.shape, np.uint64)
+        shift = consumed = 0
+        for field, bits in mapping.fields:
+            if field == "vault":
+                part = vault & np.uint64((1 << bits) - 1)
+            else:
+                part = (local >> np.uint64(consumed)) & np.uint64((1 << bits) - 1)
+                consumed += bits
+            address |= part << np.uint64(shift)
+            shift += bits
+    return address | ((vault >> np.uint64(vault_bits)) << np.uint64(mapping.total_bits))
 
 
 class _TensorStream:
-    """Everything needed to emit one tensor's requests for any set of steps, as arrays."""
+    """Everything needed to emit one tensor's requests for any set of steps, as arrays.
+
+    A box (one fetch of the tensor by one vault) is a set of *rows* — one per combination of its leading
+    axes' indices — each a contiguous run along the last axis. Its lines are ``q + pattern`` where ``q`` is
+    the line holding the box's first byte and the *pattern* (relative lines, in row order, repeats of the
+    same line by neighbouring rows dropped) depends only on the first byte's position within its line, the
+    run length, and which rows are inside the tensor (padding). Patterns are computed once and cached."""
 
     def __init__(self, gen: "TraceGenerator", j: int) -> None:
         t = gen.op.tensors[j]
@@ -64,7 +90,6 @@ class _TensorStream:
         self.period = math.prod(f for _, f in loops[inner + 1:])          # steps between box changes
         self.changes = gen.steps // self.period
         a = gen.analysis
-        n_vaults_all = gen.vaults
         owners = [v for v, c in enumerate(gen.vault_coords)
                   if not gen.network or all(c[d] == 0 for d in gen.split if d not in t.dims)]
         self.vaults = np.array(owners, np.int64)
@@ -72,7 +97,6 @@ class _TensorStream:
             if gen.network else a.reads[0, 0, j]
         inst_writes = a.updates[0, 0, j] * a.instances[0, 0] / max(1, a.vault_replication[0, j]) / len(owners) \
             if gen.network else a.updates[0, 0, j]
-        del n_vaults_all
         offs = t.offsets or (0,) * len(t.projection)
         self.coef = np.array([[sum(c for dd, c in axis if dd == d) for d in gen.dims] for axis in t.projection])
         self.offs = np.array(offs, np.int64)
@@ -82,7 +106,7 @@ class _TensorStream:
         box = int(np.prod(np.minimum(self.extent, self.size)))
         self.rep_r = inst_reads / (self.changes * box) if box else 0.0
         self.rep_w = inst_writes / (self.changes * box) if box else 0.0
-        self.elem = t.precision_bits / 8
+        self.bits = t.precision_bits                                        # element size in eighths of a byte
         share = np.array([gen.share[d] for d in gen.dims], np.int64)
         vshape = np.minimum(self.coef @ (share - 1) + 1, self.size)
         self.layout_shape = vshape if gen.layout == "vault-local" else self.size
@@ -90,39 +114,71 @@ class _TensorStream:
         lead = [np.arange(e) for e in self.extent[:-1]]
         grids = np.meshgrid(*lead, indexing="ij") if lead else []
         self.lead = np.stack([g.ravel() for g in grids], 1) if lead else np.zeros((1, 0), np.int64)
+        self.row_offset = self.lead @ self.strides[:-1]                    # element offset of each row
         self.base = gen.base[t.name]
+        # vault-side parts of a box's origin, per owner vault
+        origin = gen.vault_origin[self.vaults] @ self.coef.T + self.offs    # [V, A]
+        self.vault_box = origin
+        self.vault_layout = np.maximum(origin, 0) if gen.layout == "vault-local" else np.zeros_like(origin)
+        # pattern keys (phase, run length, valid index range per leading axis) packed in one integer
+        radices = [512, int(self.extent[-1]) + 1] + [int(e) + 1 for e in self.extent[:-1] for _ in (0, 1)]
+        self.radices = radices if math.prod(radices) < 1 << 62 else None
+        self.patterns: dict[tuple, np.ndarray] = {}
 
-    def lines(self, gen: "TraceGenerator", steps: np.ndarray, vaults: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Line addresses and their instance index for every (step, vault) pair given as parallel arrays."""
-        idx = gen.dim_index(steps)                                          # [I, D] loop-nest origin
-        coord = idx + gen.vault_origin[vaults]                               # global iteration coordinates
-        origin = coord @ self.coef.T + self.offs                             # [I, A] box origin per axis
-        if gen.layout == "vault-local":
-            vorigin = np.maximum(gen.vault_origin[vaults] @ self.coef.T + self.offs, 0)
+    def pattern(self, key: tuple) -> np.ndarray:
+        """Relative lines of a box with key (phase in eighths of a byte, run length, then the valid index
+        range [lo, hi) of each leading axis)."""
+        pat = self.patterns.get(key)
+        if pat is None:
+            phase, length = key[0], key[1]
+            ok = np.ones(len(self.lead), bool)
+            for a in range(len(self.extent) - 1):
+                ok &= (self.lead[:, a] >= key[2 + 2 * a]) & (self.lead[:, a] < key[3 + 2 * a])
+            off = self.row_offset[ok] * self.bits + phase
+            first = off // 512
+            counts = (off + length * self.bits - 8) // 512 - first + 1
+            total = int(counts.sum())
+            lines = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+            keep = np.ones(total, bool)
+            keep[1:] = lines[1:] != lines[:-1]       # neighbouring runs can share a line
+            pat = lines[keep]
+            if len(self.patterns) > 4096:
+                self.patterns.clear()
+            self.patterns[key] = pat
+        return pat
+
+    def boxes(self, gen: "TraceGenerator", sel: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """The boxes of changes ``sel`` (one per owner vault each, [len(sel), vaults]): the line of each box's
+        first byte, the patterns used, and each box's pattern index (-1: nothing to fetch)."""
+        idx = gen.dim_index(sel * self.period) @ self.coef.T                 # [M, A] loop-nest part of origin
+        origin = idx[:, None, :] + self.vault_box[None, :, :]                # [M, V, A] box origin per axis
+        lo = np.maximum(origin[..., -1], 0)
+        length = np.minimum(origin[..., -1] + self.extent[-1], self.size[-1]) - lo
+        start = ((origin[..., :-1] - self.vault_layout[None, :, :-1]) * self.strides[:-1]).sum(axis=2) \
+            + lo - self.vault_layout[None, :, -1]                             # element offset of row 0
+        x = start * self.bits + self.base * 8                                  # in eighths of a byte
+        q, phase = x // 512, x % 512
+        cols = [phase, np.maximum(length, 0)]
+        empty = length <= 0
+        for a in range(len(self.extent) - 1):
+            o, e, n = origin[..., a], self.extent[a], self.size[a]
+            a_lo, a_hi = np.clip(-o, 0, e), np.clip(n - o, 0, e)
+            empty |= a_hi <= a_lo
+            cols += [a_lo, a_hi]
+        keys = np.stack([c.ravel() for c in cols], 1)[~empty.ravel()]
+        pid = np.full(empty.size, -1, np.int64)
+        if not len(keys):
+            return q, [], pid.reshape(empty.shape)
+        if self.radices is not None:
+            packed = np.zeros(len(keys), np.int64)
+            for c, r in zip(keys.T, self.radices):
+                packed = packed * r + c
+            _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+            uniq = keys[first]
         else:
-            vorigin = np.zeros_like(origin)
-        A = len(self.size)
-        g = origin[:, None, :-1] + self.lead[None, :, :]                     # [I, R, A-1] leading coordinates
-        valid = ((g >= 0) & (g < self.size[None, None, :-1])).all(axis=2)
-        lo = np.maximum(origin[:, -1], 0)
-        hi = np.minimum(origin[:, -1] + self.extent[-1], self.size[-1])
-        valid &= (hi > lo)[:, None]
-        local_lead = ((g - vorigin[:, None, :-1]) * self.strides[None, None, :-1]).sum(axis=2) if A > 1 else \
-            np.zeros(valid.shape, np.int64)
-        start = local_lead + (lo - vorigin[:, -1])[:, None]
-        end = start + (hi - lo)[:, None]
-        inst = np.broadcast_to(np.arange(len(steps))[:, None], valid.shape)[valid]
-        first = ((start[valid] * self.elem + self.base) // LINE_BYTES).astype(np.int64)
-        last = ((end[valid] * self.elem - 1 + self.base) // LINE_BYTES).astype(np.int64)
-        counts = last - first + 1
-        total = int(counts.sum())
-        run_start = np.repeat(np.cumsum(counts) - counts, counts)
-        lines = np.repeat(first, counts) + (np.arange(total) - run_start)
-        owner = np.repeat(inst, counts)
-        # neighbouring runs can share a line: drop repeats within an instance
-        keep = np.ones(total, bool)
-        keep[1:] = (lines[1:] != lines[:-1]) | (owner[1:] != owner[:-1])
-        return lines[keep].astype(np.uint64) * np.uint64(LINE_BYTES), owner[keep]
+            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        pid[~empty.ravel()] = inverse.ravel()
+        return q, [self.pattern(tuple(k)) for k in uniq.tolist()], pid.reshape(empty.shape)
 
 
 class TraceGenerator:
@@ -160,6 +216,10 @@ class TraceGenerator:
             shape = t.shape
             offset += -(-(math.prod(shape) * t.precision_bits // 8 + LINE_BYTES) // 4096) * 4096
         self.streams = [_TensorStream(self, j) for j in range(len(op.tensors))]
+        self._vault_bits = max(1, (self.vaults - 1).bit_length())            # bits of a vault number
+        part_bits = max(1, (2 * len(self.streams) - 1).bit_length())       # bits of a part (2 * tensor + write)
+        self._decoder = _Decoder(address_mapping, layout, self._vault_bits, part_bits)
+        self._work = np.zeros(0, np.int64)
 
     def dim_index(self, steps: np.ndarray) -> np.ndarray:
         """Iteration-space origin [len(steps), D] of the DRAM-level tile at each step."""
@@ -173,69 +233,125 @@ class TraceGenerator:
 
     def chunks(self, first_step: int = 0, last_step: int | None = None, max_records: int = 1 << 20,
                count_only: bool = False) -> Iterator:
-        """Canonical records of steps [first_step, last_step), in chunks of about ``max_records``."""
+        """Canonical records of steps [first_step, last_step), in chunks of at most ``max_records``.
+
+        Steps are taken in spans sized to hold about ``max_records`` (from the previous span's rate); a
+        span's records are ordered by issue time, then step, then vault (this order is the trace's: a
+        request issued late in a busy step is not moved past the next span's), then cut to size.
+        ``count_only`` yields each span's number of requests instead."""
         last_step = self.steps if last_step is None else last_step
         span = 1                                             # grown or shrunk to hold about max_records
         lo = first_step
         while lo < last_step:
             hi = min(last_step, lo + span)
-            parts = []
-            for s in self.streams:
-                k0, k1 = -(-lo // s.period), -(-hi // s.period)              # changes within [lo, hi)
-                if k1 <= k0 or (s.rep_r <= 0 and s.rep_w <= 0):
-                    continue
-                k = np.arange(k0, k1)
-                for write, rep in ((0, s.rep_r), (1, s.rep_w)):
-                    if rep <= 0:
-                        continue
-                    times = (np.floor((k + 1) * rep + 1e-9) - np.floor(k * rep + 1e-9)).astype(np.int64)
-                    sel = np.repeat(k, times)
-                    if not len(sel):
-                        continue
-                    steps = np.repeat(sel * s.period, len(s.vaults))
-                    vaults = np.tile(s.vaults, len(sel))
-                    lines, inst = s.lines(self, steps, vaults)
-                    parts.append((lines, steps[inst], vaults[inst], write, s.j))
-            produced = sum(len(p[0]) for p in parts)
+            parts, count = self._boxes(lo, hi)
+            produced = int(count.sum())
             per_step = max(produced / (hi - lo), 1e-9)
             span = max(1, min(2 * span + 1, int(max_records / per_step)))
-            lo = hi
             if count_only:
                 yield produced
-                continue
-            yield self._records(parts)
+            else:
+                recs = self._records(lo, hi, parts, count, produced)
+                if len(recs) <= max_records:
+                    yield recs
+                else:
+                    for i in range(0, len(recs), max(1, max_records)):
+                        yield recs[i:i + max(1, max_records)]
+            lo = hi
 
-    def _records(self, parts) -> np.ndarray:
-        if not parts:
+    def _boxes(self, lo: int, hi: int) -> tuple[list, int]:
+        """Every fetch of steps [lo, hi): per part (tensor, read or write) the changes' boxes and where each
+        box's requests go within its (step, vault) group; returns (parts, number of requests)."""
+        nv = 1 << self._vault_bits
+        count = np.zeros((hi - lo) * nv, np.int64)          # requests so far per (step, vault) group
+        parts = []
+        for s in self.streams:
+            k0, k1 = -(-lo // s.period), -(-hi // s.period)              # changes within [lo, hi)
+            if k1 <= k0 or (s.rep_r <= 0 and s.rep_w <= 0):
+                continue
+            k = np.arange(k0, k1)
+            for write, rep in ((0, s.rep_r), (1, s.rep_w)):
+                if rep <= 0:
+                    continue
+                times = (np.floor((k + 1) * rep + 1e-9) - np.floor(k * rep + 1e-9)).astype(np.int64)
+                sel = np.repeat(k, times)                    # a change fetched twice appears twice, in a row
+                if not len(sel):
+                    continue
+                q, patterns, pid = s.boxes(self, sel)
+                sizes = np.array([len(p) for p in patterns] + [0], np.int64)
+                n = sizes[pid]                                                   # [M, V] requests per box
+                group = (sel * s.period - lo)[:, None] * nv + s.vaults[None, :]
+                done = np.cumsum(n, axis=0) - n                                  # earlier boxes of this part
+                first = np.searchsorted(sel, sel)                               # first repeat of each change
+                offset = count[group] + done - done[first]                     # rank of the box's first request
+                np.add.at(count, group, n)
+                parts.append((s, write, q, patterns, pid, group, offset))
+        return parts, count
+
+    def _records(self, lo: int, hi: int, parts: list, count: np.ndarray, produced: int) -> np.ndarray:
+        """The records of steps [lo, hi) in trace order: within a step, round-robin over the vaults (each
+        vault issues one request per memory cycle), a vault's requests in part order."""
+        if not produced:
             return np.zeros(0, TRACE_DTYPE)
-        address = np.concatenate([p[0] for p in parts])
-        step = np.concatenate([p[1] for p in parts])
-        vault = np.concatenate([p[2] for p in parts])
-        write = np.concatenate([np.full(len(p[0]), p[3], np.uint8) for p in parts])
-        tensor = np.concatenate([np.full(len(p[0]), p[4], np.uint16) for p in parts])
-        if self.layout == "vault-local":
-            address = place(self.am, address, vault)
-        group = step * (self.vaults + 1) + vault
-        order = np.argsort(group, kind="stable")          # the parts are sorted runs: a merge
-        address, step, vault, write, tensor, group = (x[order] for x in (address, step, vault, write, tensor, group))
-        new = np.ones(len(group), bool)
-        new[1:] = group[1:] != group[:-1]
-        base = np.maximum.accumulate(np.where(new, np.arange(len(group)), 0))
-        rank = np.arange(len(group)) - base                                   # one request per memory cycle
-        out = np.zeros(len(address), TRACE_DTYPE)
-        out["time"] = (np.floor(step * self.step_cycles) + rank).astype(np.uint64)
-        out["address"] = address
-        fields = self.am.decode(address)
-        for f in ("bank", "row", "column"):
-            out[f] = fields.get(f, 0)
-        out["vault"] = vault if self.layout == "vault-local" else fields["vault"]     # every cube's vaults
-        out["write"] = write
-        out["bytes"] = LINE_BYTES
-        out["tensor"] = tensor
-        times = out["time"]
-        if len(times) > 1 and np.any(times[1:] < times[:-1]):
-            out = out[np.argsort(times, kind="stable")]
+        vb = self._vault_bits
+        nv = 1 << vb
+        words_per_row = -(-nv // 32)
+        # Rows: a step's rows are the ranks of its largest (step, vault) group; row r of a step holds the r-th
+        # request of every vault that has one, in vault order, and is issued at the step's start + its row.
+        per_vault = count.reshape(hi - lo, nv)
+        rows = per_vault.max(axis=1)
+        row0 = np.cumsum(rows) - rows
+        n_rows = int(rows.sum())
+        step_time = np.floor(np.arange(lo, hi) * self.step_cycles).astype(np.int64)
+        row_time = np.repeat(step_time - row0, rows) + np.arange(n_rows)
+        # Which vaults each row holds, as 32-vault bit masks (cells [row, word]): vault v's bit is set in rows
+        # row0 .. row0 + count - 1 of each step, summed from a difference array (float sums of distinct bits
+        # below 2**32 are exact). A request's output position is then its cell's start plus the number of
+        # lower vaults in its row's mask — no grid of (row, vault) slots, however uneven the vaults' loads.
+        step, vault = np.nonzero(per_vault)
+        first = row0[step] * words_per_row + (vault >> 5)
+        after = first + per_vault[step, vault] * words_per_row
+        bit = np.left_shift(1, vault & 31).astype(np.float64)
+        cells = (n_rows + 1) * words_per_row
+        diff = np.bincount(first, bit, cells) - np.bincount(after, bit, cells)
+        masks = np.cumsum(diff.reshape(n_rows + 1, words_per_row), axis=0)[:-1].astype(np.uint32).ravel()
+        width = np.bitwise_count(masks).astype(np.int64)    # requests per cell
+        start = np.cumsum(width) - width                     # output position of each cell's first request
+        # scatter every request's packed value (line, vault, part) to its output position
+        dec = self._decoder
+        ordered = self._scratch(produced)
+        for s, write, q, patterns, pid, group, offset in parts:
+            vault = group & (nv - 1)
+            cell0 = ((row0[group >> vb] + offset) * words_per_row + (vault >> 5)).ravel()   # first request's cell
+            lower = (np.left_shift(1, vault & 31) - 1).astype(np.uint32).ravel()            # lower vaults in it
+            value0 = dec.pack(q, vault, 2 * s.j + write).ravel()
+            flat = pid.ravel()
+            order = np.argsort(flat, kind="stable")
+            bounds = np.searchsorted(flat[order], np.arange(len(patterns) + 1))
+            for u, pat in enumerate(patterns):
+                boxes = order[bounds[u]:bounds[u + 1]]
+                if not len(pat) or not len(boxes):
+                    continue
+                cell = cell0[boxes][:, None] + np.arange(0, len(pat) * words_per_row, words_per_row)
+                position = start.take(cell)
+                mask = masks.take(cell)
+                mask &= lower[boxes][:, None]
+                position += np.bitwise_count(mask)
+                ordered[position] = value0[boxes][:, None] + (pat << dec.shift)
+        out = np.empty(produced, TRACE_DTYPE)
+        if words_per_row > 1:
+            width = width.reshape(n_rows, words_per_row).sum(axis=1)
+        dec.fill(out.view("<i8").reshape(produced, 4), ordered, np.repeat(row_time, width))
+        if n_rows > 1 and np.any(row_time[1:] < row_time[:-1]):   # a step's requests outlast the next step's start
+            out = out[np.argsort(out["time"], kind="stable")]
         return out
+
+    def _scratch(self, n: int) -> np.ndarray:
+        """An int64 work array of ``n`` elements, kept between spans (a fresh one each span costs page faults);
+        only :meth:`_records` uses it, and nothing it returns is a view of it."""
+        if len(self._work) < n:
+            self._work = np.empty(n, np.int64)
+        return self._work[:n]
 
     def sample(self, max_requests: int, windows: int = 8) -> tuple[list[np.ndarray], float]:
         """The whole trace if it has at most about ``max_requests`` requests, else ``windows`` stretches of
@@ -256,6 +372,105 @@ class TraceGenerator:
                 recs["time"] -= recs["time"].min()
             out.append(recs)
         return out, windows * per_window / self.steps
+
+
+class _Decoder:
+    """Writes records from packed request values ``line << shift | vault << part_bits | part`` (part: 2 * tensor
+    + write; the vault only in the vault-local layout, where the record's vault is the issuing vault).
+
+    A value's low bits — part, vault and the line's low ``low_bits`` — index a table of record templates (four
+    64-bit words: time 0; the address bits they fix; vault/bank/row and column/write/bytes/tensor with every
+    field slice of those address bits). The line's other bits, shifted (and masked) into place, are OR-ed into
+    the address and into the field slices they reach (usually just the row). Records are written in blocks
+    that stay in cache."""
+
+    def __init__(self, mapping: AddressMapping, layout: Layout, vault_bits: int, part_bits: int) -> None:
+        self.mapping, self.local = mapping, layout == "vault-local"
+        self.part_bits, self.vault_bits = part_bits, vault_bits
+        self.shift = part_bits + (vault_bits if self.local else 0)
+        names = [f for f, _ in mapping.fields]
+        vault_field = dict(mapping.fields)["vault"]
+        below = sum(b for _, b in mapping.fields[:names.index("vault")])
+        line_bits = LINE_BYTES.bit_length() - 1
+        top = mapping.total_bits - mapping.fields[-1][1]             # where the last field (the row) starts
+        # address = template | (line >> low_bits & high_mask) << high_place, the tables indexed by 2**16 values
+        # at most unless the layout needs more
+        self.split = not self.local or names.count("vault") == 1
+        if not self.local:                                           # address = line << 6
+            low = max(0, min(top - line_bits, 16 - self.shift))
+            self.high_mask, self.high_place = None, low + line_bits
+        elif self.split:                                             # place(): the vault field cut into the line
+            need = max(0, below - line_bits)                         # line bits below the vault field
+            low = max(need, min(top - line_bits - vault_field, 16 - self.shift))
+            above = mapping.total_bits - below - vault_field
+            self.high_mask = ((1 << above) - 1) >> (low + line_bits - below)
+            self.high_place = low + line_bits + vault_field
+        else:                                                        # several vault fields: place() per block
+            low, self.high_mask, self.high_place = 0, None, 0
+        self.high_shift = self.shift + low
+        known = self.high_place if self.split else 0                 # address bits the templates fix
+        index = np.arange(1 << self.high_shift, dtype=np.int64)
+        self.index_mask = len(index) - 1
+        part = index & ((1 << part_bits) - 1)
+        vault = (index >> part_bits) & ((1 << vault_bits) - 1)
+        line = index >> self.shift
+        if not self.local:
+            address = line << line_bits
+        elif self.split:
+            address = place(mapping, line << line_bits, vault).view(np.int64)
+        else:
+            address = np.zeros(len(index), np.int64)
+        self.table = np.zeros((len(index), 4), np.int64)
+        self.table[:, 1] = address
+        self.table[:, 2] = vault & 0xFFFF if self.local else 0
+        self.table[:, 3] = (part >> 1 << 48) | ((part & 1) << 16) | (LINE_BYTES << 32)
+        where = {"vault": (2, 0, 16), "bank": (2, 16, 16), "row": (2, 32, 32), "column": (3, 0, 16)}
+        self.slices = []                                             # (shift, mask, word, position) beyond them
+        shift, seen = 0, {}
+        for field, bits in mapping.fields:
+            low_bit = seen.get(field, 0)
+            seen[field] = low_bit + bits
+            keep = min(bits, where[field][2] - low_bit) if field in where else 0
+            if keep > 0 and not (field == "vault" and self.local):
+                word, pos = where[field][:2]
+                cut = (shift, (1 << keep) - 1, word, pos + low_bit)
+                self.table[:, word] |= ((address >> shift) & cut[1]) << cut[3]
+                if shift + keep > known:
+                    self.slices.append(cut)
+            shift += bits
+
+    def pack(self, q: np.ndarray, vault: np.ndarray, part: int) -> np.ndarray:
+        """Packed values of lines ``q`` fetched by vaults ``vault`` for ``part``; adding ``pattern << shift``
+        moves them to other lines."""
+        value = (q << self.shift) | part
+        if self.local:
+            value |= vault << self.part_bits
+        return value
+
+    def fill(self, words: np.ndarray, values: np.ndarray, time: np.ndarray, block: int = 1 << 13) -> None:
+        """Writes records (``words``: [len(values), 4] int64) from packed values and issue times."""
+        n = len(values)
+        index, high, tmp = np.empty((3, min(block, n)), np.int64)
+        for a in range(0, n, block):
+            b = min(n, a + block)
+            rec, val, i, h, t = words[a:b], values[a:b], index[:b - a], high[:b - a], tmp[:b - a]
+            np.bitwise_and(val, self.index_mask, out=i)
+            np.take(self.table, i, axis=0, out=rec, mode="clip")
+            if self.split:                                           # the address bits above the templates'
+                np.right_shift(val, self.high_shift, out=h)
+                if self.high_mask is not None:
+                    h &= self.high_mask
+                h <<= self.high_place
+            else:
+                vault = (val >> self.part_bits) & ((1 << self.vault_bits) - 1)
+                h[:] = place(self.mapping, val >> self.shift << (LINE_BYTES.bit_length() - 1), vault).view(np.int64)
+            rec[:, 0] = time[a:b]
+            rec[:, 1] |= h
+            for shift, mask, word, pos in self.slices:
+                np.right_shift(h, shift, out=t)
+                t &= mask
+                t <<= pos
+                rec[:, word] |= t
 
 
 def arch_memory_ratio(arch: Architecture, memory_clock_GHz: float = 1.25) -> float:
