@@ -8,7 +8,8 @@ request to the open row is a hit (``tCL``), to a closed bank a miss (``tRCD + tC
 keeps its bank busy depends on it and on the next one (``tRAS``, ``tRC``, ``tCCD``, write recovery ``tWR``).
 Refresh takes ``tRFC`` of every ``tREFI`` from every bank (a throughput derating). Queueing at banks and at the
 vault bus is computed exactly for the given issue times with max-plus prefix scans, so the model has no loop
-over requests.
+over requests. Everything that does not depend on the times (orders, row-buffer classes, hold times) is
+computed once per call (``_Plan``); a bounded vault queue that never fills costs no second round.
 
 Energy: activate + precharge per activation, and per bit read or written (DRAM array + TSV), plus the logic
 die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
@@ -57,46 +58,152 @@ class HMCParams:
     serdes_pJ_per_bit: float = 0.0       # 1.4 for host traffic over the external links
 
 
-def _fifo(arrival: np.ndarray, service: np.ndarray, group: np.ndarray) -> np.ndarray:
+def _small(x: np.ndarray) -> np.ndarray:
+    """Non-negative integers in the narrowest unsigned dtype (radix sorts and gathers are cheaper)."""
+    top = int(x.max()) if len(x) else 0
+    return x.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int64, copy=False)
+
+
+def _scan(arrival: np.ndarray, D: np.ndarray, group: np.ndarray) -> np.ndarray:
     """Start times of a first-come-first-served server per group: ``s_i = max(a_i, s_{i-1} + d_{i-1})``.
-    Inputs sorted by (group, arrival). Max-plus prefix scan: ``s_i = D_i + max_{j<=i}(a_j - D_j)`` with
-    ``D`` the exclusive prefix sum of the service times within the group."""
-    n = len(arrival)
-    if n == 0:
-        return arrival.astype(float)
-    D = np.cumsum(service) - service
-    first = np.ones(n, bool)
-    first[1:] = group[1:] != group[:-1]
-    base = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    Dg = D - D[base]
-    x = arrival - Dg
-    seg = np.cumsum(first) - 1
-    span = float(np.max(np.abs(x))) * 2 + 1.0
-    cm = np.maximum.accumulate(x + seg * span) - seg * span
-    return Dg + cm
+    Inputs sorted by (group, arrival order); ``D`` the exclusive prefix sum of the service times over the whole
+    array (within a group, ``D_i - D_j`` is the group's own work between j and i). Max-plus prefix scan:
+    ``s_i = D_i + max_{j<=i, same group}(a_j - D_j)``, the groups kept apart by an offset per group number."""
+    x = arrival - D
+    lo, hi = float(x.min()), float(x.max())
+    span = hi - lo + 1.0
+    if float(group[-1]) * span + hi >= 2.0 ** 52:                       # offsets beyond float precision
+        g = np.cumsum(np.r_[True, group[1:] != group[:-1]]) - 1
+        out = np.empty_like(x)
+        for lo_i, hi_i in zip(*_runs(g)):
+            out[lo_i:hi_i] = np.maximum.accumulate(x[lo_i:hi_i])
+        return out + D
+    off = group * span
+    x += off
+    np.maximum.accumulate(x, out=x)
+    x -= off
+    x += D
+    return x
 
 
-def _inject(issue: np.ndarray, release: np.ndarray, vault: np.ndarray, p: HMCParams) -> np.ndarray:
+def _runs(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    edge = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])
+    return edge[:-1], edge[1:]
+
+
+class _Plan:
+    """Everything about a trace that does not depend on when its requests enter the cube: the per-bank order
+    (issue order within a bank), each request's row-buffer class and bank hold time, and the per-vault order
+    (issue order within a vault) the TSV bus and the vault queues use. Computed once per :func:`simulate`."""
+
+    def __init__(self, vault, bank, row, write, nbytes, p: HMCParams):
+        n = len(vault)
+        self.n = n
+        vault, bank = np.asarray(vault), np.asarray(bank)
+        nb = int(bank.max()) + 1
+        nv = int(vault.max()) + 1
+        key = _small(vault.astype(np.uint16 if nv * nb <= 65536 else np.int64) * nb + bank)
+        vault = key // key.dtype.type(nb)                               # narrow and contiguous
+        order = np.argsort(key, kind="stable")                         # radix sort: per bank, in issue order
+        counts = np.bincount(key)
+        nz = np.flatnonzero(counts)
+        kb = np.repeat(nz.astype(np.float64), counts[nz])               # bank number, bank order
+        first = np.empty(n, bool)
+        first[0] = True
+        np.not_equal(kb[1:], kb[:-1], out=first[1:])
+        w = np.asarray(write).astype(bool, copy=False)
+        wb = w[order]
+        if p.page_policy == "closed":
+            hit = np.zeros(n, bool)
+        else:
+            rb = np.take(np.asarray(row), order)
+            hit = np.empty(n, bool)
+            hit[0] = False
+            np.equal(rb[1:], rb[:-1], out=hit[1:])
+            hit &= ~first
+        # class code: 0 hit, 1 miss (closed bank), 2 conflict (another row open); closed page: all misses
+        cls = np.ones(n, np.uint8) if p.page_policy == "closed" else \
+            (~hit).view(np.uint8) + (~hit & ~first).view(np.uint8)
+        pre = np.array([0, p.tRCD, p.tRP + p.tRCD], float)                # to the column command
+        act = np.array([0, 0, p.tRP], float)                              # PRE -> ACT
+        scalar = np.ndim(nbytes) == 0
+        burst = float(np.ceil(float(nbytes) / 64.0) * p.tsv_cycles_per_64B) if scalar else \
+            np.ceil(np.asarray(nbytes, float) / 64.0) * p.tsv_cycles_per_64B
+        # how long a request holds its bank before the next one may start, given the next one's class:
+        # a table over (class, write, next is a hit, last in its bank) when the transfer size is one scalar
+        last = np.empty(n, bool)
+        last[-1] = True
+        last[:-1] = first[1:]
+        nxt_hit = np.empty(n, bool)
+        nxt_hit[-1] = False
+        nxt_hit[:-1] = hit[1:]
+        derate = 1.0 / (1.0 - p.tRFC / p.tREFI)                          # refresh steals bank time
+        code = cls + wb.view(np.uint8) * np.uint8(3) + nxt_hit.view(np.uint8) * np.uint8(6) \
+            + last.view(np.uint8) * np.uint8(12)
+        c, ww, nh, la = np.unravel_index(np.arange(24), (2, 2, 2, 3))[::-1]
+        rec = np.where(ww == 1, p.tCWL + p.tWR, p.tRTP)
+        change = np.maximum(act[c] + p.tRAS, pre[c] + rec) if p.page_policy == "open" else \
+            np.maximum(act[c] + p.tRC, pre[c] + rec + p.tRP)
+        if scalar:
+            table = np.where(la == 1, 0.0, np.where(nh == 1, pre[c] + max(p.tCCD, burst), change)) * derate
+            hold = table[code]
+        else:
+            table = np.where(la == 1, 0.0, np.where(nh == 1, pre[c], change)) * derate
+            hold = table[code] + ((nh == 1) & (la == 0))[code] * np.maximum(p.tCCD, burst[order]) * derate
+        self.D_bank = np.cumsum(hold) - hold
+        self.order, self.kb, self.cls = order, kb, cls
+        self.ready_offset = (pre + p.tCL + (p.data_cycles - p.tsv_cycles_per_64B))[cls]
+        # per vault, in issue order: the TSV bus, the vault queues, the results
+        vorder = np.argsort(vault, kind="stable")
+        vcounts = np.bincount(vault)
+        vnz = np.flatnonzero(vcounts)
+        self.vault_order, self.vault_counts = vorder, vcounts
+        self.kv = np.repeat(vnz.astype(np.float64), vcounts[vnz])
+        inverse = np.empty(n, np.intp)
+        inverse[order] = np.arange(n)
+        self.bank_pos = inverse[vorder]                                  # bank-order position, vault order
+        self.burst_v = burst if scalar else burst[vorder]
+        self.D_bus = burst * np.arange(n, dtype=float) if scalar else np.cumsum(self.burst_v) - self.burst_v
+        self.reads_v = ~w[vorder]
+        self.reads = int(self.reads_v.sum())
+        self.writes = n - self.reads
+        self.bytes = float(nbytes) * n if scalar else float(np.asarray(nbytes, float).sum())
+
+
+def _timing(entry: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, np.ndarray]:
+    """Bank start times (bank order) and completion times (vault order) for given entry times (issue order)."""
+    arr = entry[plan.order]
+    arr += p.request_path_cycles
+    start = _scan(arr, plan.D_bank, plan.kb)                             # per bank, first come first served
+    ready = start + plan.ready_offset                                    # data at the vault controller
+    ready_v = ready[plan.bank_pos]
+    # the vault's TSV data bus, served in issue order (the vault controller returns data in order)
+    done = _scan(ready_v, plan.D_bus, plan.kv)
+    done += plan.burst_v + p.response_path_cycles
+    return start, done
+
+
+def _inject(issue: np.ndarray, release_v: np.ndarray | None, plan: _Plan, p: HMCParams) -> np.ndarray:
     """Times requests enter the cube: not before their issue time, in order (one per cycle) within their
-    stream, and not before the request ``queue_per_vault`` places ahead in the same vault has left the queue."""
+    stream, and not before the request ``queue_per_vault`` places ahead in the same vault has left the queue
+    (``release_v``: those times, in vault order; None: unbounded)."""
     n = len(issue)
-    order = np.argsort(vault.astype(np.uint16), kind="stable")          # radix sort
-    pos = np.empty(n, np.int64)
-    counts = np.bincount(vault)
-    starts = np.cumsum(counts) - counts
-    pos[order] = np.arange(n) - np.repeat(starts, counts)             # rank within the vault
-    earliest = issue.copy()
+    vo = plan.vault_order
     q = p.queue_per_vault
-    if q:
-        ahead = np.full(n, -1, np.int64)
-        has = pos[order] >= q
-        ahead[order[has]] = order[np.flatnonzero(has) - q]               # the request q places ahead
-        earliest = np.where(ahead >= 0, np.maximum(earliest, release[np.maximum(ahead, 0)]), earliest)
+    earliest_v = issue[vo]
+    if release_v is not None and q and n > q:
+        same = plan.kv[q:] == plan.kv[:-q]
+        np.maximum(earliest_v[q:], np.where(same, release_v[:-q], -np.inf), out=earliest_v[q:])
     if p.front_end == "single":                                           # one in-order stream, 1 per cycle
+        earliest = np.empty(n)
+        earliest[vo] = earliest_v
         idx = np.arange(n, dtype=float)
-        return idx + np.maximum.accumulate(earliest - idx)
+        earliest -= idx
+        np.maximum.accumulate(earliest, out=earliest)
+        earliest += idx
+        return earliest
     out = np.empty(n)                                                     # one in-order stream per vault
-    out[order] = _fifo(earliest[order], np.ones(n), vault[order])
+    out[vo] = _scan(earliest_v, np.arange(n, dtype=float), plan.kv)
     return out
 
 
@@ -104,88 +211,57 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
              nbytes: np.ndarray | int = 64, p: HMCParams = HMCParams()) -> dict:
     """Simulate requests issued at ``time`` (memory cycles). Returns figures in memory cycles, ns, bytes, pJ.
     With a bounded vault queue, the entry times and the service times depend on each other: a few rounds of
-    the vectorised model reach their fixed point."""
-    n = len(time)
-    if n == 0 or not p.queue_per_vault:
-        return _simulate(time, vault, bank, row, write, nbytes, p)
-    issue = np.asarray(time, float)
-    if n > 1 and np.any(issue[1:] < issue[:-1]):
-        by_time = np.argsort(issue, kind="stable")
-        issue, vault, bank, row, write = issue[by_time], vault[by_time], bank[by_time], row[by_time], write[by_time]
-        if np.ndim(nbytes):
-            nbytes = np.asarray(nbytes)[by_time]
-    v = vault.astype(np.int64)
-    entry = _inject(issue, issue, v, HMCParams(**{**p.__dict__, "queue_per_vault": 0}))
-    for _ in range(12):
-        result = _simulate(entry, vault, bank, row, write, nbytes, p, keep_order=True)
-        new_entry = _inject(issue, result["_start"], v, p)
-        if np.array_equal(new_entry, entry):
-            break
-        entry = new_entry
-    result.pop("_start")
-    return result
-
-
-def _simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndarray, write: np.ndarray,
-              nbytes: np.ndarray | int = 64, p: HMCParams = HMCParams(), keep_order: bool = False) -> dict:
+    the vectorised model reach their fixed point (one round when no vault queue fills)."""
     n = len(time)
     if n == 0:
         return {"requests": 0, "cycles": 0.0, "read_latency_avg": 0.0, "read_latency_ns_avg": 0.0,
                 "row_hits": 0, "row_misses": 0, "row_conflicts": 0, "bytes": 0, "bandwidth_GBps": 0.0,
                 "energy_pJ": 0.0, "activations": 0}
-    a = time.astype(float)
-    if not keep_order and n > 1 and np.any(a[1:] < a[:-1]):      # bring the requests into issue order
-        by_time = np.argsort(a, kind="stable")
-        a, vault, bank, row, write = a[by_time], vault[by_time], bank[by_time], row[by_time], write[by_time]
-    nbytes = np.broadcast_to(np.asarray(nbytes, float), (n,))
-    key = (vault.astype(np.uint16) << np.uint16(6)) | bank.astype(np.uint16)     # vault * 64 + bank
-    order = np.argsort(key, kind="stable")           # radix sort: per bank, in issue order
-    k, r, w, arr = key[order], row.astype(np.int64)[order], write[order].astype(bool), a[order] + p.request_path_cycles
-    first = np.ones(n, bool)
-    first[1:] = k[1:] != k[:-1]
-    if p.page_policy == "closed":
-        cls = np.full(n, MISS)
+    issue = np.asarray(time, float)
+    step = issue[1:] - issue[:-1]
+    if n > 1 and step.min() < 0:                                          # bring the requests into issue order
+        by_time = np.argsort(issue, kind="stable")
+        issue, vault, bank, row, write = issue[by_time], vault[by_time], bank[by_time], row[by_time], write[by_time]
+        if np.ndim(nbytes):
+            nbytes = np.asarray(nbytes)[by_time]
+        step = issue[1:] - issue[:-1]
+    plan = _Plan(vault, bank, row, write, nbytes, p)
+    # entry without a queue bound: at least one cycle apart in every stream (already so if issued so)
+    q = p.queue_per_vault
+    entry = issue if not q or n < 2 or step.min() >= 1 else _inject(issue, None, plan, p)
+    for _ in range(50):                                                   # rounds of the fixed point
+        start, done = _timing(entry, plan, p)
+        if not q or n <= q:
+            break
+        release_v = start[plan.bank_pos]                                  # left the vault queue, vault order
+        same = plan.kv[q:] == plan.kv[:-q]
+        if not np.any((release_v[:-q] > entry[plan.vault_order[q:]]) & same):
+            break                                                         # no full vault held anyone back
+        new_entry = _inject(issue, release_v, plan, p)
+        if np.array_equal(new_entry, entry):
+            break
+        entry = new_entry
+    return _figures(entry, done, plan, p)
+
+
+def _figures(entry: np.ndarray, done: np.ndarray, plan: _Plan, p: HMCParams) -> dict:
+    """Latency from entering the cube (as Ramulator's: from the accepted send) to the response."""
+    n = plan.n
+    cls_counts = np.bincount(plan.cls, minlength=3)
+    hits, misses, conflicts = (int(c) for c in cls_counts[:3])
+    if plan.reads == n:
+        rl = float(done.sum() - entry.sum()) / n
+    elif plan.reads:
+        rl = float(done[plan.reads_v].sum() - entry[plan.vault_order[plan.reads_v]].sum()) / plan.reads
     else:
-        same = np.zeros(n, bool)
-        same[1:] = (r[1:] == r[:-1]) & ~first[1:]
-        cls = np.where(first, MISS, np.where(same, HIT, CONFLICT))
-    pre = np.select([cls == HIT, cls == MISS], [0, p.tRCD], p.tRP + p.tRCD)      # to the column command
-    act_offset = np.where(cls == CONFLICT, p.tRP, 0)                              # PRE -> ACT
-    burst = np.ceil(nbytes / 64.0) * p.tsv_cycles_per_64B
-    # how long a request holds its bank before the next one may start, given the next one's class
-    nxt = np.r_[cls[1:], HIT]
-    last_in_bank = np.r_[first[1:], True]
-    recovery = np.where(w, p.tCWL + p.tWR, p.tRTP)
-    to_hit = pre + np.maximum(p.tCCD, burst)
-    to_row_change = np.maximum(act_offset + p.tRAS, pre + recovery) if p.page_policy == "open" else \
-        np.maximum(act_offset + p.tRC, pre + recovery + p.tRP)
-    hold = np.where(last_in_bank, 0.0, np.where(nxt == HIT, to_hit, to_row_change)).astype(float)
-    hold = hold / (1.0 - p.tRFC / p.tREFI)                                        # refresh steals bank time
-    start = _fifo(arr, hold, k)
-    ready = start + pre + p.tCL + (p.data_cycles - p.tsv_cycles_per_64B)
-    # the vault's TSV data bus, served in issue order (the vault controller returns data in order)
-    v = (k >> np.uint16(6))
-    inverse = np.empty(n, np.int64)
-    inverse[order] = np.arange(n)                    # bank-sorted position of each request (issue order)
-    border = inverse[np.argsort(key >> np.uint16(6), kind="stable")]   # per vault, in issue order
-    bus_start = np.empty(n)
-    bus_start[border] = _fifo(ready[border], burst[border], v[border])
-    done = bus_start + burst + p.response_path_cycles
-    latency = done - (arr - p.request_path_cycles)
-    reads = ~w
-    total_bytes = float(nbytes.sum())
-    cycles = float(done.max() - a.min()) if n else 0.0
-    activations = int((cls != HIT).sum())
-    bits = total_bytes * 8
-    energy = activations * p.act_pre_energy_pJ + bits * (p.dram_pJ_per_bit + p.logic_pJ_per_bit +
-                                                         p.serdes_pJ_per_bit)
-    rl = float(latency[reads].mean()) if reads.any() else 0.0
-    start_issue_order = np.empty(n)
-    start_issue_order[order] = start                  # when each request left its vault's queue
-    return {"requests": n, "reads": int(reads.sum()), "writes": int(w.sum()), "cycles": cycles,
+        rl = 0.0
+    cycles = float(done.max() - entry.min())
+    total_bytes = plan.bytes
+    activations = misses + conflicts
+    energy = activations * p.act_pre_energy_pJ + total_bytes * 8 * (p.dram_pJ_per_bit + p.logic_pJ_per_bit +
+                                                                    p.serdes_pJ_per_bit)
+    return {"requests": n, "reads": plan.reads, "writes": plan.writes, "cycles": cycles,
             "read_latency_avg": rl, "read_latency_ns_avg": rl * p.tCK_ns,
-            "row_hits": int((cls == HIT).sum()), "row_misses": int((cls == MISS).sum()),
-            "row_conflicts": int((cls == CONFLICT).sum()), "bytes": int(total_bytes),
+            "row_hits": hits, "row_misses": misses, "row_conflicts": conflicts, "bytes": int(total_bytes),
             "bandwidth_GBps": total_bytes / (cycles * p.tCK_ns) if cycles else 0.0,
-            "energy_pJ": energy, "activations": activations,
-            **({"_start": start_issue_order} if keep_order else {})}
+            "energy_pJ": energy, "activations": activations}
