@@ -279,6 +279,41 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from ntframe import compare
+    from ntframe.runner import output_folder
+    if bool(args.cost_models) == bool(args.mappers):
+        raise SpecError("ntframe compare needs exactly one of --cost-models A,B,... or --mappers A,B,...")
+    host = _host()
+    from ntframe.runner import resolve
+    from ntframe.spec import load_spec
+    resolved = resolve(load_spec(args.spec), host)
+    started = time.perf_counter()
+    if args.cost_models:
+        models = compare._names(args.cost_models, "--cost-models")
+        memories = compare._names(args.memory, "--memory") if args.memory else None
+        document = compare.compare_cost_models(resolved, host, models, memories, args.mapping_from, args.ops)
+    else:
+        if args.memory or args.mapping_from:
+            raise SpecError("--memory and --mapping-from go with --cost-models, not --mappers")
+        document = compare.compare_mappers(resolved, host, compare._names(args.mappers, "--mappers"),
+                                           args.cost_model, args.ops)
+    labels = [c["label"] for c in document["columns"]]
+    baseline = args.baseline or labels[0]
+    if baseline not in labels:
+        raise SpecError(f"--baseline {baseline}: not one of the compared columns ({', '.join(labels)})")
+    folder = Path(args.output) if args.output else output_folder(resolved.loaded, None) / "compare"
+    written = compare.write(document, folder, baseline)
+    pictures, why = compare.plots(document, folder) if not args.no_plots else ([], None)
+    compare.print_table(document, baseline)
+    if why:
+        print(why, file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in written + pictures)} ({time.perf_counter() - started:.2f} s)",
+          file=sys.stderr)
+    failed = [lab for lab, t in document["totals"].items() if t["operations_failed"]]
+    return 1 if failed and len(failed) == len(labels) else 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     import importlib.util
     import os
@@ -291,13 +326,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                "build umd-memsys/DRAMsim3; set NTFRAME_DRAMSIM3=/path/to/dramsim3main"),
               ("timeloop-model", "NTFRAME_TIMELOOP_BIN", ["timeloop-model"],
                "build NVlabs/timeloop; set NTFRAME_TIMELOOP_BIN=/path/to/timeloop/bin (and LD_LIBRARY_PATH to its "
-               "lib folders)")]
+               "lib folders)"),
+              ("timeloop-mapper", "NTFRAME_TIMELOOP_BIN", ["timeloop-mapper"],
+               "build NVlabs/timeloop; set NTFRAME_TIMELOOP_BIN=/path/to/timeloop/bin")]
     for name, env, names, fix in checks:
         try:
             rows.append((name, "found", find_binary(env, names, name, fix)))
         except ToolError as exc:
             rows.append((name, "missing", f"{exc}".split("\n")[0] + f" -> {fix}"))
-    for module, extra in (("onnx", "onnx"), ("torch", "pytorch")):
+    for module, extra in (("onnx", "onnx"), ("torch", "pytorch"), ("zigzag", "zigzag"), ("matplotlib", "plots")):
         spec = importlib.util.find_spec(module)
         rows.append((f"python: {module}", "found" if spec else "missing",
                      (spec.origin or "") if spec else f"pip install 'ntframe[{extra}]'"))
@@ -351,6 +388,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-requests", type=int, default=0, help="stop after this many requests (0: all)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_trace)
+    p = sub.add_parser("compare", help="several cost models on the same mappings, or several mappers on the same "
+                                       "cost model, side by side")
+    p.add_argument("spec")
+    p.add_argument("--cost-models", help="comma-separated cost models, each evaluating the same mapping")
+    p.add_argument("--memory", help="comma-separated memory backends to combine with every cost model")
+    p.add_argument("--mapping-from", metavar="MODEL", help="map with this cost model (default: the spec's)")
+    p.add_argument("--mappers", help="comma-separated mappers, each searching with the same cost model")
+    p.add_argument("--cost-model", help="with --mappers: the cost model they search with (default: the spec's)")
+    p.add_argument("--baseline", help="column the ratios are taken against (default: the first)")
+    p.add_argument("--ops", help="comma-separated operations (layer.phase[.part]); default: all")
+    p.add_argument("-o", "--output", help="folder (default: <the spec's output>/compare)")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(func=cmd_compare)
     p = sub.add_parser("doctor", help="which optional external tools and packages are found, with the fix for each")
     p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("workloads", help="list the named workloads, or show one's operations per phase")

@@ -110,6 +110,22 @@ def batch_evaluator(cost_model: "CostModel", architecture: Architecture):
     return evaluate
 
 
+def vault_split(operation: Operation, architecture: Architecture, cost_model: "CostModel", budget: Budget, seed: int,
+                objective: str, option: str | dict[str, int], tag: str) -> tuple[tuple[str, int], ...]:
+    """The split over the outermost level's instances (the vaults) for searchers that model one vault (external
+    mappers): ``option`` as explicit factors, or (``"search"``) the split of the best mapping ntframe's own search
+    finds with ``cost_model`` in a quarter of the budget (at least 200 evaluations)."""
+    if isinstance(option, dict):
+        return tuple(option.items())
+    from ntframe.mapspace import Problem, from_batch
+    from ntframe.search import Constraints, search
+    problem = Problem(operation)
+    found = search(problem, architecture, batch_evaluator(cost_model, architecture),
+                   evaluations=max(200, budget.evaluations // 4), seconds=budget.seconds, seed=seed,
+                   objective=objective, constraints=Constraints(), tag=tag)
+    return from_batch(problem, found.batch, architecture, 0).levels[0].spatial
+
+
 class MappingSearcher(Component):
     family: ClassVar[str] = "mapper"
 

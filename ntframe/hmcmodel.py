@@ -56,6 +56,15 @@ class HMCParams:
     dram_pJ_per_bit: float = 3.44       # array + TSV; with the activations ~3.7 pJ/bit on a stream
     logic_pJ_per_bit: float = 6.78
     serdes_pJ_per_bit: float = 0.0       # 1.4 for host traffic over the external links
+    # The host links (used with front_end "single": responses to a host leave the cube over its SerDes links;
+    # the logic die's own engines read over the crossbar and do not use them). Sources: HMC 2.1 specification
+    # (16-lane full-width links, 12.5-30 Gb/s lanes, 128-bit FLITs) as Ramulator 1 (hmc branch) implements it:
+    # HMC-config.cfg (link_width HMC_Full_Width, lane_speed HMC_30_Gbps, source_mode_host_links 4),
+    # HMC.h (link_width_table, lane_speed_table, maxblock_table: HMC_64B -> 6 address bits).
+    links: int = 4                       # source-mode host links; 0: no link stage
+    link_width: int = 16                 # lanes per link (full width)
+    lane_Gbps: float = 30.0              # per lane
+    max_block_bytes: int = 64            # the link of a request: (address // max_block_bytes) % links
 
 
 def _small(x: np.ndarray) -> np.ndarray:
@@ -96,8 +105,9 @@ class _Plan:
     (issue order within a bank), each request's row-buffer class and bank hold time, and the per-vault order
     (issue order within a vault) the TSV bus and the vault queues use. Computed once per :func:`simulate`."""
 
-    def __init__(self, vault, bank, row, write, nbytes, p: HMCParams):
+    def __init__(self, vault, bank, row, write, nbytes, p: HMCParams, link=None):
         n = len(vault)
+        vault_in = np.asarray(vault)
         self.n = n
         vault, bank = np.asarray(vault), np.asarray(bank)
         nb = int(bank.max()) + 1
@@ -168,6 +178,18 @@ class _Plan:
         self.reads = int(self.reads_v.sum())
         self.writes = n - self.reads
         self.bytes = float(nbytes) * n if scalar else float(np.asarray(nbytes, float).sum())
+        # the host links: each response is sent whole, one at a time per link (Ramulator LogicLayer.cpp
+        # LinkMaster::send: the next packet ceil(flits x one-FLIT time) cycles later); a read's response carries
+        # its data (1 header/tail FLIT + one 16-byte FLIT per 16 bytes), a write's is one FLIT
+        self.link_v = None
+        if p.front_end == "single" and p.links > 0:
+            if link is None:                  # Ramulator's HMC mappings all put the vault just above the block
+                link = vault_in % p.links
+            self.link_v = _small(np.asarray(link)[vorder]).astype(np.float64)
+            one_flit = (128.0 / (p.lane_Gbps * p.link_width)) / p.tCK_ns
+            data_flits = np.ceil(np.asarray(nbytes, float) / 16.0)
+            data_flits = data_flits if scalar else data_flits[vorder]
+            self.link_busy_v = np.where(self.reads_v, np.ceil((1.0 + data_flits) * one_flit), np.ceil(one_flit))
 
 
 def _timing(entry: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +202,12 @@ def _timing(entry: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, n
     # the vault's TSV data bus, served in issue order (the vault controller returns data in order)
     done = _scan(ready_v, plan.D_bus, plan.kv)
     done += plan.burst_v + p.response_path_cycles
+    if plan.link_v is not None:                                          # the host links, in ready order
+        span = float(done.max() - done.min()) + 1.0
+        o = np.argsort(done + plan.link_v * span, kind="stable")         # runs (vaults) already sorted
+        busy = plan.link_busy_v[o]
+        D = np.cumsum(busy) - busy
+        done[o] = _scan(done[o], D, plan.link_v[o])
     return start, done
 
 

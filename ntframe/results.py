@@ -37,6 +37,7 @@ class ComputeCost:
     dram_read_bytes_by_tensor: dict[str, int] = field(default_factory=dict)
     dram_write_bytes_by_tensor: dict[str, int] = field(default_factory=dict)
     dram_instances: int = 1          # memory-level instances (vaults) the traffic is spread over
+    notes: tuple[str, ...] = ()      # what the model left out or assumed (shown with its figures)
 
     @property
     def memory_level(self) -> LevelCost | None:
@@ -93,6 +94,17 @@ class SearchResult:
     invalid_reasons: dict[str, int]
     truncated_by_time: bool = False
     objective: str = "edp"
+
+
+def bytes_by_tensor(op: Any, bytes_by_name: dict[str, float]) -> dict[str, int]:
+    """Bytes per data space of ``op`` (an :class:`ntframe.ir.Operation`) -> bytes per tensor, as
+    :class:`ComputeCost` and the memory backends key them; zeros left out."""
+    out: dict[str, int] = {}
+    for t in op.tensors:
+        b = int(round(bytes_by_name.get(t.name, 0.0)))
+        if b:
+            out[t.tensor] = out.get(t.tensor, 0) + b
+    return out
 
 
 def to_jsonable(obj: Any) -> Any:

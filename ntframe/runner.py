@@ -178,42 +178,59 @@ def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict
 
 
 def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:
-    arch = resolved.architecture
     mapping, compute, search = map_operation(resolved, op)
+    mem = simulate_memory(resolved, mb_reg, memory, op, mapping, compute)
+    return {**combine(op, resolved.architecture, compute, mem),
+            "mapping": mapping.to_dict(),
+            "search": search,
+            "producers": {"mapper": mp_reg.name, "cost_model": cm_reg.name, "memory": mb_reg.name}}
+
+
+def simulate_memory(resolved: Resolved, mb_reg: Registered, memory, op: Operation, mapping: Mapping,
+                    compute) -> MemoryCost:
+    """The memory backend on the traffic a cost model counted (through the cache when the backend allows)."""
+    arch = resolved.architecture
     traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
                           compute.dram_instances, compute.on_die_cycles, op, mapping)
     mem_key = MappingCache.key({"memory": [mb_reg.plugin, mb_reg.version, mb_reg.name,
                                            memory.options.model_dump(mode="json")],
                                 "operation": repr(op.shape_key()), "architecture": arch.content_sha256,
-                                "mapping": mapping.to_dict(), "compute_cycles": compute.on_die_cycles})
+                                "mapping": mapping.to_dict(), "compute_cycles": compute.on_die_cycles,
+                                "traffic": [traffic.read_bytes_by_tensor, traffic.write_bytes_by_tensor]})
     cached_mem = resolved.cache.get(mem_key) if resolved.cache and memory.cacheable else None
     if cached_mem is not None:
-        mem = MemoryCost(**cached_mem)
-    else:
-        mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))
-        if resolved.cache and memory.cacheable:
-            resolved.cache.put(mem_key, to_jsonable(mem))
-    cycles = max(compute.on_die_cycles, mem.cycles)
-    energy = compute.on_die_energy_pJ + mem.energy_pJ
+        return MemoryCost(**cached_mem)
+    mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))
+    if resolved.cache and memory.cacheable:
+        resolved.cache.put(mem_key, to_jsonable(mem))
+    return mem
+
+
+def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) -> dict[str, Any]:
+    """One operation's figures: the cost model's on-die share and the memory backend's memory share
+    (``mem=None``: the cost model's own pricing of the memory level)."""
+    mem_cycles = mem.cycles if mem else (compute.memory_level.bandwidth_bound_cycles if compute.memory_level else 0.0)
+    mem_energy = mem.energy_pJ if mem else compute.energy_pJ - compute.on_die_energy_pJ
+    cycles = max(compute.on_die_cycles, mem_cycles)
+    read_bytes = sum(compute.dram_read_bytes_by_tensor.values())
+    write_bytes = sum(compute.dram_write_bytes_by_tensor.values())
     return {
         "cycles": cycles,
         "on_die_cycles": compute.on_die_cycles,
-        "memory_cycles": mem.cycles,
+        "memory_cycles": mem_cycles,
         "compute_cycles": compute.compute_cycles,
-        "energy_pJ": energy,
+        "energy_pJ": compute.on_die_energy_pJ + mem_energy,
         "on_die_energy_pJ": compute.on_die_energy_pJ,
-        "memory_energy_pJ": mem.energy_pJ,
+        "memory_energy_pJ": mem_energy,
         "compute_energy_pJ": compute.compute_energy_pJ,
         "utilisation": op.points * op.ops_per_point / (arch.peak_ops_per_cycle * cycles) if cycles else 0.0,
-        "dram_bytes": traffic.read_bytes + traffic.write_bytes,
-        "dram_read_bytes": traffic.read_bytes,
-        "dram_write_bytes": traffic.write_bytes,
+        "dram_bytes": read_bytes + write_bytes,
+        "dram_read_bytes": read_bytes,
+        "dram_write_bytes": write_bytes,
         "overlap": OVERLAP,
         "levels": to_jsonable(compute.levels),
-        "memory": to_jsonable(mem),
-        "mapping": mapping.to_dict(),
-        "search": search,
-        "producers": {"mapper": mp_reg.name, "cost_model": cm_reg.name, "memory": mb_reg.name},
+        "cost_notes": list(compute.notes),
+        "memory": to_jsonable(mem) if mem else None,
     }
 
 

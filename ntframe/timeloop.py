@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -180,16 +181,23 @@ def mapping_yaml(op: Operation, arch: Architecture, mapping: Mapping, bounds: di
     return {"mapping": out}
 
 
+def input_files(op: Operation, arch: Architecture, bounds: dict[str, int]) -> dict[str, str]:
+    """The architecture (v0.3 and v0.4), the problem for ``bounds`` (one vault's share) and the energy table."""
+    return {
+        "arch.yaml": yaml.safe_dump(arch_v03(arch, op), sort_keys=False),
+        "arch-v0.4.yaml": arch_v04(arch, op),
+        "problem.yaml": yaml.safe_dump(problem_yaml(op, bounds), sort_keys=False, default_flow_style=None),
+        "ERT.yaml": yaml.safe_dump(ert(arch, op), sort_keys=False),
+    }
+
+
 def export(op: Operation, arch: Architecture, mapping: Mapping, folder: Path,
            ntframe_cost: dict[str, Any] | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     bounds, vaults = _per_vault(op, mapping)
     files = {
-        "arch.yaml": yaml.safe_dump(arch_v03(arch, op), sort_keys=False),
-        "arch-v0.4.yaml": arch_v04(arch, op),
-        "problem.yaml": yaml.safe_dump(problem_yaml(op, bounds), sort_keys=False, default_flow_style=None),
+        **input_files(op, arch, bounds),
         "mapping.yaml": yaml.safe_dump(mapping_yaml(op, arch, mapping, bounds), sort_keys=False),
-        "ERT.yaml": yaml.safe_dump(ert(arch, op), sort_keys=False),
         "ntframe.json": json.dumps({"operation": op.name, "vaults": vaults, "per_vault_bounds": bounds,
                                     "mapping": mapping.to_dict(), "ntframe": ntframe_cost or {}}, indent=1),
         "README.txt": (f"{op.name} on {arch.name}: one vault's share (the operation is split over {vaults} "
@@ -205,6 +213,51 @@ def export(op: Operation, arch: Architecture, mapping: Mapping, folder: Path,
     return written
 
 
+def _factor_map(text: str, dims: list[str]) -> dict[str, int]:
+    """``"N1 M8 C2"`` (what timeloop-mapper writes) or ``"N=1 M=8"`` (what the exporter writes)."""
+    out = dict.fromkeys(dims, 1)
+    for item in str(text).split():
+        match = re.fullmatch(r"([A-Za-z_]+)=?(\d+)", item)
+        if not match:
+            raise ValueError(f"Timeloop mapping factor '{item}' is not NAME<number> or NAME=<number>")
+        name, value = match.groups()
+        if name not in out:
+            raise ValueError(f"Timeloop mapping names dimension '{name}', the operation has {dims}")
+        out[name] = int(value)
+    return out
+
+
+def parse_mapping(doc: dict[str, Any], op: Operation, arch: Architecture, vault_split: tuple = ()) -> Mapping:
+    """A Timeloop ``mapping:`` (one vault's, as timeloop-mapper writes it) back into an ntframe Mapping; the
+    split over the vaults (``vault_split``, spatial factors into the outermost level) is added back."""
+    from ntframe.mapping import LevelMapping
+    dims = [d for d, _ in op.dims]
+    names = [lvl.name for lvl in arch.levels]
+    temporal: dict[str, tuple] = {n: () for n in names}
+    spatial_below: dict[str, tuple] = {n: () for n in names}
+    bypass: dict[str, tuple] = {n: () for n in names}
+    for directive in doc["mapping"]:
+        target, kind = directive["target"], directive["type"]
+        if target not in temporal:
+            raise ValueError(f"Timeloop mapping targets '{target}', the architecture's levels are {names}")
+        if kind in ("bypass", "datatype"):
+            bypass[target] = tuple(directive.get("bypass") or ())
+            continue
+        factors = _factor_map(directive.get("factors", ""), dims)
+        perm = str(directive.get("permutation", ""))
+        order = [d for d in perm if d in factors] + [d for d in dims if d not in perm]   # innermost first
+        pairs = tuple((d, factors[d]) for d in order if factors[d] > 1)
+        if kind == "temporal":
+            temporal[target] = tuple(reversed(pairs))               # ntframe lists the outermost loop first
+        elif kind == "spatial":
+            spatial_below[target] = pairs
+    levels = []
+    for i, n in enumerate(names):
+        spatial = tuple(vault_split) if i == 0 else spatial_below[names[i - 1]]
+        levels.append(LevelMapping(n, temporal[n], spatial, bypass[n]))
+    return Mapping(tuple(levels), spatial_below[names[-1]])
+
+
 def parse_stats(text: str) -> dict[str, Any]:
     """``timeloop-model.stats.txt`` → per level: instances, cycles, energy (pJ, from the per-level and
     per-data-space ``Energy (total)`` lines, not the rounded summary), and per data space the per-instance
@@ -212,7 +265,7 @@ def parse_stats(text: str) -> dict[str, Any]:
     levels: dict[str, dict[str, Any]] = {}
     current: dict[str, Any] | None = None
     space: dict[str, Any] | None = None
-    summary_cycles = None
+    summary_cycles = utilisation = None
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("=== ") and line.endswith(" ==="):
@@ -225,6 +278,8 @@ def parse_stats(text: str) -> dict[str, Any]:
             continue
         if line.startswith("Cycles:"):
             summary_cycles = float(line.split(":")[1])
+        if line.startswith("Utilization:") and line.endswith("%"):
+            utilisation = float(line.split(":")[1].strip().rstrip("%")) / 100
         if current is None or ":" not in line:
             continue
         key, _, value = (part.strip() for part in line.partition(":"))
@@ -252,5 +307,5 @@ def parse_stats(text: str) -> dict[str, Any]:
             space["instances"] = num
         elif key == "Computes (total)":
             current["computes"] = num
-    return {"levels": levels, "cycles": summary_cycles,
+    return {"levels": levels, "cycles": summary_cycles, "utilisation": utilisation,
             "energy_pJ": sum(lv["energy_pJ"] for lv in levels.values())}

@@ -1,0 +1,243 @@
+"""``timeloop`` cost model and ``timeloop-mapper`` searcher: NVlabs Timeloop's own programs on ntframe's
+operations, through :mod:`ntframe.timeloop`'s exporter.
+
+* **Cost model** ``timeloop``: writes the architecture, the problem, the mapping and the energy table (ERT) of
+  one vault's share of the operation, runs ``timeloop-model`` (an argv list, a timeout, a fresh folder), and
+  reads ``timeloop-model.stats.txt`` — per-level and per-data-space energies from their own lines, not the
+  rounded summary. Timeloop models one hierarchy with one top-level memory, so the result is one vault's times
+  the vaults the mapping uses; the logic-die network is not in Timeloop (said in the result's notes).
+  ``energies: ntframe-ert`` (default) gives Timeloop ntframe's energy table, so the two models differ only in
+  how they count; ``energies: accelergy`` gives it none, and Timeloop asks Accelergy (when installed) or falls
+  back to its built-in energies — which the result flags loudly, level by level, because those numbers are not
+  the architecture file's.
+* **Searcher** ``timeloop-mapper``: ``timeloop-mapper`` searches one vault's mapping (algorithm, metric and
+  stopping rules as options; one thread, so the same inputs give the same mapping — Timeloop takes no seed);
+  the split over the vaults, which Timeloop cannot express, comes from ntframe's own search with the same cost
+  model (``vault_split: search``) or from the spec (``vault_split: {N: 32}``). The wall-clock budget is enforced
+  with SIGINT, on which Timeloop stops and still writes its best mapping.
+
+The programs come from ``NTFRAME_TIMELOOP_BIN`` (a folder holding them) or ``PATH``; ``pytimeloop`` (the Python
+bindings) is not served by any package index reachable here and is not used.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+
+import ntframe
+from ntframe.arch import Architecture
+from ntframe.components import Budget, CostModel, MappingSearcher, vault_split
+from ntframe.errors import ToolError
+from ntframe.external import find_binary, parse_failure, run_tool, workdir
+from ntframe.ir import Operation
+from ntframe.mapping import Mapping, structural_problems
+from ntframe.nest import capacity_problems
+from ntframe.results import ComputeCost, LevelCost, SearchResult, bytes_by_tensor
+from ntframe.timeloop import _per_vault, _word_bits, input_files, mapping_yaml, parse_mapping, parse_stats
+
+TIMELOOP_FIX = ("build NVlabs/timeloop and set NTFRAME_TIMELOOP_BIN=/path/to/timeloop/bin (with LD_LIBRARY_PATH "
+                "naming its lib folder and barvinok's), or put timeloop-model on PATH")
+NOT_MODELLED = ("Timeloop models one vault: its figures are one vault's times the vaults the mapping uses; the "
+                "logic-die network is not modelled")
+
+
+def _program(name: str) -> str:
+    return find_binary("NTFRAME_TIMELOOP_BIN", [name], name, TIMELOOP_FIX)
+
+
+def to_compute_cost(op: Operation, arch: Architecture, stats: dict[str, Any], vaults: int) -> ComputeCost:
+    """Timeloop's statistics of one vault, as ntframe's ComputeCost of the whole operation."""
+    bits = _word_bits(op)
+    levels, notes = [], [NOT_MODELLED]
+    fallback = []
+    for i, spec in enumerate(arch.levels):
+        st = stats["levels"].get(spec.name)
+        if st is None:
+            raise ValueError(f"Timeloop's statistics have no level '{spec.name}'")
+        if st.get("energy_source", "ERT") != "ERT":
+            fallback.append(f"{spec.name} ({st['energy_source']})")
+        tensors: dict[str, dict[str, float]] = {}
+        for name, sp in st["dataspaces"].items():
+            n = sp.get("instances", 1) * vaults
+            tensors[name] = {"reads": sp.get("reads", 0.0) * n, "fills": sp.get("fills", 0.0) * n,
+                             "updates": sp.get("updates", 0.0) * n, "energy_pJ": sp.get("energy_pJ", 0.0) * vaults}
+        reads = sum(t["reads"] for t in tensors.values())
+        fills = sum(t["fills"] for t in tensors.values())
+        updates = sum(t["updates"] for t in tensors.values())
+        levels.append(LevelCost(spec.name, int(st.get("instances", 1)) * vaults, reads, fills, updates,
+                                reads * bits, (fills + updates) * bits, st["energy_pJ"] * vaults,
+                                st.get("cycles", 0.0), is_memory=(i == 0 and spec.cls == "DRAM"), tensors=tensors))
+    if fallback:
+        notes.append("WARNING: Timeloop priced " + ", ".join(fallback) + " with its built-in energies, not an "
+                     "Accelergy/ntframe energy table: these energies are not the architecture file's")
+    mac = stats["levels"].get(arch.compute.name, {})
+    cycles = float(stats["cycles"])
+    on_die = max([float(mac.get("cycles", 0.0))] + [lv.bandwidth_bound_cycles for lv in levels if not lv.is_memory])
+    dram = levels[0]
+    word_bytes = bits / 8
+    return ComputeCost(
+        cycles=cycles, on_die_cycles=on_die, compute_cycles=float(mac.get("cycles", 0.0)),
+        energy_pJ=stats["energy_pJ"] * vaults, compute_energy_pJ=mac.get("energy_pJ", 0.0) * vaults,
+        utilisation=op.points * op.ops_per_point / (arch.peak_ops_per_cycle * cycles) if cycles else 0.0,
+        levels=tuple(levels),
+        dram_read_bytes_by_tensor=bytes_by_tensor(op, {n: c["reads"] * word_bytes for n, c in dram.tensors.items()}),
+        dram_write_bytes_by_tensor=bytes_by_tensor(op, {n: c["updates"] * word_bytes for n, c in dram.tensors.items()}),
+        dram_instances=vaults, notes=tuple(notes))
+
+
+class TimeloopModelOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    energies: Literal["ntframe-ert", "accelergy"] = "ntframe-ert"
+    """ntframe-ert: Timeloop prices with the architecture file's energies (exported as an ERT); accelergy:
+    Timeloop asks Accelergy, or falls back to its built-in energies (flagged in the result)."""
+    timeout_s: PositiveFloat = 300.0
+    keep_files: bool = False
+    """Keep every run's folder (NTFRAME_WORK_DIR, else the system's temporary folder); failed runs are always kept."""
+
+
+class TimeloopModel(CostModel):
+    name = "timeloop"
+    description = "NVlabs Timeloop's timeloop-model on the same mapping (one vault, scaled), energies from the arch"
+    Options = TimeloopModelOptions
+
+    def check_available(self) -> None:
+        _program("timeloop-model")
+
+    def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
+        exe = _program("timeloop-model")
+        bounds, vaults = _per_vault(operation, mapping)
+        folder = workdir(f"ntframe-timeloop-{operation.name}-")
+        files = input_files(operation, architecture, bounds)
+        files["mapping.yaml"] = yaml.safe_dump(mapping_yaml(operation, architecture, mapping, bounds),
+                                               sort_keys=False)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        (folder / "out").mkdir()
+        ert = ["ERT.yaml"] if self.options.energies == "ntframe-ert" else []
+        argv = [exe, "arch.yaml", "problem.yaml", "mapping.yaml", *ert, "-o", "out"]
+        run_tool(argv, folder, self.options.timeout_s, "timeloop-model")
+        try:
+            stats = parse_stats((folder / "out" / "timeloop-model.stats.txt").read_text())
+            cost = to_compute_cost(operation, architecture, stats, vaults)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise parse_failure("timeloop-model", folder, f"{type(exc).__name__}: {exc}", argv) from None
+        if not self.options.keep_files:
+            shutil.rmtree(folder, ignore_errors=True)
+        return cost
+
+
+class TimeloopMapperOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    algorithm: Literal["random_pruned", "linear_pruned", "exhaustive", "hybrid", "random"] = "random_pruned"
+    objective: Literal["edp", "energy", "delay"] = "edp"
+    victory_condition: PositiveInt = 500
+    """Stop after this many valid mappings without an improvement."""
+    invalid_timeout: PositiveInt = 5000
+    """Stop after this many invalid mappings in a row (Timeloop's ``timeout``)."""
+    vault_split: Literal["search"] | dict[str, PositiveInt] = "search"
+    """How the operation is split over the vaults (Timeloop models one): ``search`` — ntframe's own search with
+    the same cost model (a quarter of the budget, at least 200 evaluations) — or explicit factors, e.g. {N: 32}."""
+
+
+METRICS = {"edp": ["edp"], "energy": ["energy", "delay"], "delay": ["delay", "energy"]}
+
+
+class TimeloopMapper(MappingSearcher):
+    name = "timeloop-mapper"
+    description = "NVlabs Timeloop's timeloop-mapper for one vault's mapping (vault split from ntframe or the spec)"
+    Options = TimeloopMapperOptions
+
+    def check_available(self) -> None:
+        _program("timeloop-mapper")
+
+    def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
+               seed: int) -> SearchResult:
+        exe = _program("timeloop-mapper")
+        started = time.perf_counter()
+        split = vault_split(operation, architecture, cost_model, budget, seed, self.options.objective,
+                            self.options.vault_split, "timeloop-vault-split")
+        bounds = dict(operation.dims)
+        for d, f in split:
+            if d not in bounds or bounds[d] % f:
+                raise ValueError(f"vault_split {d}={f} does not divide the operation's dimensions {bounds}")
+            bounds[d] //= f
+        folder = workdir(f"ntframe-timeloop-mapper-{operation.name}-")
+        for name, text in input_files(operation, architecture, bounds).items():
+            (folder / name).write_text(text)
+        (folder / "mapper.yaml").write_text(yaml.safe_dump({"mapper": {
+            "algorithm": self.options.algorithm, "optimization_metrics": METRICS[self.options.objective],
+            "num_threads": 1, "search_size": budget.evaluations, "timeout": self.options.invalid_timeout,
+            "victory_condition": self.options.victory_condition, "log_interval": 0, "live_status": False,
+            "diagnostics": False}}, sort_keys=False))
+        (folder / "out").mkdir()
+        argv = [exe, "arch.yaml", "problem.yaml", "ERT.yaml", "mapper.yaml", "-o", "out"]
+        left = max(1.0, budget.seconds - (time.perf_counter() - started))
+        log, truncated = self._run(argv, folder, left)
+        result = folder / "out" / "timeloop-mapper.map.yaml"
+        if not result.exists():
+            raise ToolError(f"timeloop-mapper found no valid mapping for {operation.name} "
+                            f"({_stop_reason(log) or 'no reason printed'}); files kept in {folder}",
+                            fix=f"rerun: cd {folder} && {' '.join(argv)}")
+        try:
+            mapping = parse_mapping(yaml.safe_load(result.read_text()), operation, architecture, split)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise parse_failure("timeloop-mapper", folder, f"{type(exc).__name__}: {exc}", argv) from None
+        problems = structural_problems(operation, mapping, architecture) or capacity_problems(operation, mapping,
+                                                                                               architecture)
+        if problems:
+            raise ToolError(f"timeloop-mapper's mapping for {operation.name} is not valid for ntframe: "
+                            f"{'; '.join(problems)}; files kept in {folder}")
+        cost = cost_model.evaluate(operation, mapping, architecture)
+        shutil.rmtree(folder, ignore_errors=True)
+        reason = _stop_reason(log)
+        valid = budget.evaluations if reason and "valid mappings found" in reason else 0
+        return SearchResult(mapping, cost, evaluated=valid, valid=valid,
+                            invalid_reasons={f"timeloop-mapper stopped: {reason or 'interrupted'}": 1},
+                            truncated_by_time=truncated, objective=self.options.objective)
+
+    @staticmethod
+    def _run(argv: list[str], folder: Path, seconds: float) -> tuple[str, bool]:
+        """Run the mapper; at the wall-clock budget send SIGINT (it then writes its best mapping and exits)."""
+        with open(folder / "mapper.log", "w") as log:
+            proc = subprocess.Popen(argv, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+            truncated = False
+            try:
+                proc.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                truncated = True
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        text = (folder / "mapper.log").read_text(errors="replace")
+        if proc.returncode not in (0, -signal.SIGINT) and not truncated:
+            raise ToolError(f"timeloop-mapper failed with exit code {proc.returncode}: {text[-400:]}; files kept "
+                            f"in {folder}", fix=f"rerun: cd {folder} && {' '.join(argv)}")
+        return text, truncated
+
+
+def _stop_reason(log: str) -> str | None:
+    found = re.findall(r"STATEMENT: (.*)", log)
+    return found[-1].strip() if found else None
+
+
+@ntframe.hookimpl
+def ntframe_register_cost_models(register):
+    register(TimeloopModel)
+
+
+@ntframe.hookimpl
+def ntframe_register_mappers(register):
+    register(TimeloopMapper)
+
