@@ -418,6 +418,24 @@ def print_table(document: dict[str, Any], baseline: str) -> None:
     table.add_row(f"[bold]total: {n_common} of {len(document['operations'])}\n(every column ok)",
                   *cells(totals, totals.get(baseline, {})))
     console.print(table)
+    if cost and n_common:
+        levels = sorted({lvl for t in common.values() for lvl in t["energy_by_level_pJ"]})
+        by_level = Table(title=f"energy by level (µJ), the {n_common} operations every column evaluated",
+                         title_justify="left")
+        by_level.add_column("level")
+        for label in labels:
+            by_level.add_column(label, justify="right")
+        base_levels = common[baseline]["energy_by_level_pJ"]
+        for lvl in levels + ["total"]:
+            row = []
+            for label in labels:
+                t = common[label]
+                value = t["energy_pJ"] if lvl == "total" else t["energy_by_level_pJ"].get(lvl, 0.0)
+                base = common[baseline]["energy_pJ"] if lvl == "total" else base_levels.get(lvl, 0.0)
+                share = f" ({value / base:.2f}x)" if base and label != baseline else ""
+                row.append(f"{value / 1e6:,.3f}{share}")
+            by_level.add_row(lvl, *row)
+        console.print(by_level)
     for k, (reason, n) in enumerate(sorted(reasons.items(), key=lambda kv: kv[1]), 1):
         console.print(f"[{n}] {reason}", highlight=False, markup=False)
     for label in labels:

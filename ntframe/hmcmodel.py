@@ -11,10 +11,22 @@ vault bus is computed exactly for the given issue times with max-plus prefix sca
 over requests. Everything that does not depend on the times (orders, row-buffer classes, hold times) is
 computed once per call (``_Plan``); a bounded vault queue that never fills costs no second round.
 
+With one front end for the cube (``front_end="single"``: a host) requests and responses cross the host links
+(Ramulator 1's HMC model): a request's link is ``(address // max_block_bytes) % links``; each link holds up to
+``link_buffer_packets`` request packets in order (first in, first out: a head whose vault queue is full blocks
+the link, and a full link buffer stops the host) and moves one a cycle to the vaults, whose read and write queues
+hold ``controller_queue`` requests each until their column command; each link sends one response at a time,
+``ceil(FLITs x one FLIT's time)`` cycles apiece (a read's response carries its data), in the order they are
+ready. Latency is counted from the host's send to the response leaving its link. Not modelled: the links'
+2048 tags per link (outstanding requests; not reached on the bench traces), flow-control packets, and the
+vault controllers' FR-FCFS reordering and write draining (separate read/write queues served in batches).
+
 Energy: activate + precharge per activation, and per bit read or written (DRAM array + TSV), plus the logic
 die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
 Defaults: HMC 2.1 timings of Ramulator 1's ``HMC_2500`` (tCK 0.8 ns); the data-path constants
-(``data_cycles``, request/response paths) calibrated on Ramulator 1 runs (docs/memory.md); energies from
+(``data_cycles``, request/response paths) calibrated on Ramulator 1 runs (docs/memory.md); the host links
+and queues (``links`` ... ``controller_queue``) from the HMC specification as Ramulator 1 implements it, each
+field's source beside it (not fitted); energies from
 ../shared/design/neurotrainer.md ([S] 10.48 pJ/bit for the cube: 3.7 DRAM + 6.78 logic).
 """
 
@@ -48,7 +60,8 @@ class HMCParams:
     request_path_cycles: float = 1.0     # into the cube (host link packet, or logic-die crossbar)
     response_path_cycles: float = 3.0
     page_policy: Literal["open", "closed"] = "open"
-    queue_per_vault: int = 64            # requests a vault accepts before its sender stalls (0: unbounded)
+    queue_per_vault: int = 64            # requests a vault accepts before its sender stalls (0: unbounded; with
+                                         # the host links, controller_queue and link_buffer_packets bound it)
     front_end: Literal["per-vault", "single"] = "per-vault"
     """Who issues: one in-order stream per vault (the logic die's engines), or one stream for the whole cube
     (a host, and Ramulator's DRAM-mode driver): a full vault then stalls everything behind it."""
@@ -56,15 +69,19 @@ class HMCParams:
     dram_pJ_per_bit: float = 3.44       # array + TSV; with the activations ~3.7 pJ/bit on a stream
     logic_pJ_per_bit: float = 6.78
     serdes_pJ_per_bit: float = 0.0       # 1.4 for host traffic over the external links
-    # The host links (used with front_end "single": responses to a host leave the cube over its SerDes links;
-    # the logic die's own engines read over the crossbar and do not use them). Sources: HMC 2.1 specification
-    # (16-lane full-width links, 12.5-30 Gb/s lanes, 128-bit FLITs) as Ramulator 1 (hmc branch) implements it:
-    # HMC-config.cfg (link_width HMC_Full_Width, lane_speed HMC_30_Gbps, source_mode_host_links 4),
-    # HMC.h (link_width_table, lane_speed_table, maxblock_table: HMC_64B -> 6 address bits).
-    links: int = 4                       # source-mode host links; 0: no link stage
-    link_width: int = 16                 # lanes per link (full width)
-    lane_Gbps: float = 30.0              # per lane
-    max_block_bytes: int = 64            # the link of a request: (address // max_block_bytes) % links
+    # The host links, used with front_end "single" (a host's requests and responses cross the cube's SerDes
+    # links; the logic die's own engines use the crossbar). Sources: the HMC 2.1 specification (full-width
+    # links of 16 lanes, lanes of 12.5-30 Gb/s, 16-byte FLITs, a read response of 1 + data FLITs, a write
+    # response of one FLIT) as Ramulator 1 (hmc branch) implements it, with its HMC-config.cfg values:
+    links: int = 4                       # source_mode_host_links = 4 (HMC-config.cfg); 0: no link model
+    link_width: int = 16                 # link_width = HMC_Full_Width: 16 lanes (HMC.h link_width_table)
+    lane_Gbps: float = 30.0              # lane_speed = HMC_30_Gbps (HMC.h lane_speed_table)
+    max_block_bytes: int = 64            # maxblock = HMC_64B; the link: (address >> 6) % links (HMC_Memory.h
+                                         # form_request_packet; with every Ramulator HMC mapping: vault % links)
+    link_buffer_packets: int = 32        # a link's input buffer (LogicLayer.h LinkSlave::buffer_max), in packets,
+                                         # a packet entering only with room for its FLITs
+    controller_queue: int = 32           # a vault's read queue and its write queue (HMC_Controller.h Queue::max);
+                                         # a request leaves it at its column command
 
 
 def _small(x: np.ndarray) -> np.ndarray:
@@ -162,6 +179,7 @@ class _Plan:
             hold = table[code] + ((nh == 1) & (la == 0))[code] * np.maximum(p.tCCD, burst[order]) * derate
         self.D_bank = np.cumsum(hold) - hold
         self.order, self.kb, self.cls = order, kb, cls
+        self.column_offset = pre[cls]                                     # bank start to the column command
         self.ready_offset = (pre + p.tCL + (p.data_cycles - p.tsv_cycles_per_64B))[cls]
         # per vault, in issue order: the TSV bus, the vault queues, the results
         vorder = np.argsort(vault, kind="stable")
@@ -178,36 +196,71 @@ class _Plan:
         self.reads = int(self.reads_v.sum())
         self.writes = n - self.reads
         self.bytes = float(nbytes) * n if scalar else float(np.asarray(nbytes, float).sum())
-        # the host links: each response is sent whole, one at a time per link (Ramulator LogicLayer.cpp
-        # LinkMaster::send: the next packet ceil(flits x one-FLIT time) cycles later); a read's response carries
-        # its data (1 header/tail FLIT + one 16-byte FLIT per 16 bytes), a write's is one FLIT
-        self.link_v = None
-        if p.front_end == "single" and p.links > 0:
-            if link is None:                  # Ramulator's HMC mappings all put the vault just above the block
-                link = vault_in % p.links
-            self.link_v = _small(np.asarray(link)[vorder]).astype(np.float64)
-            one_flit = (128.0 / (p.lane_Gbps * p.link_width)) / p.tCK_ns
-            data_flits = np.ceil(np.asarray(nbytes, float) / 16.0)
-            data_flits = data_flits if scalar else data_flits[vorder]
-            self.link_busy_v = np.where(self.reads_v, np.ceil((1.0 + data_flits) * one_flit), np.ceil(one_flit))
+        self.links = p.front_end == "single" and p.links > 0
+        if self.links:
+            self._link_plan(vault_in, w, nbytes, scalar, p, link)
+
+    def _link_plan(self, vault, w, nbytes, scalar, p: HMCParams, link) -> None:
+        """The host links: each request's link, the vault queues' order, and the response packets' link times;
+        the rest (:meth:`_link_buffers`) only once a queue fills."""
+        n = self.n
+        if link is None:                       # Ramulator's HMC mappings all put the vault just above the block
+            link = vault % p.links
+        self.lk = _small(np.asarray(link) % p.links)
+        self.data_flits = np.ceil(np.asarray(nbytes, float) / 16.0)       # 16-byte FLITs
+        self.w = w
+        # the vault's read queue and write queue: room when the request ``controller_queue`` places ahead leaves
+        q = p.controller_queue if p.queue_per_vault else 0                # queue_per_vault 0: no bound
+        if self.reads == n or self.writes == n:
+            qorder, kq = self.vault_order, self.kv
+        else:
+            qkey = _small(vault.astype(np.int64) * 2 + w)
+            qorder = np.argsort(qkey, kind="stable")
+            kq = qkey[qorder]
+        self.queue_order = qorder
+        self.queue_same = (kq[q:] == kq[:-q]) if q and n > q else None
+        if qorder is self.vault_order:
+            self.queue_pos = self.bank_pos
+        else:
+            inverse = np.empty(n, np.intp)
+            inverse[self.order] = np.arange(n)
+            self.queue_pos = inverse[qorder]                               # bank-order position, queue order
+        # responses: sent whole, one at a time per link, ceil(FLITs x one FLIT's time) cycles apiece
+        # (LogicLayer.cpp LinkMaster::send; one FLIT = 128 bits over link_width lanes at lane_Gbps)
+        one_flit = (128.0 / (p.lane_Gbps * p.link_width)) / p.tCK_ns
+        self.link_v, self.nlinks = self.lk[self.vault_order], p.links
+        self.link_read = np.ceil((1.0 + self.data_flits) * one_flit)      # a read's response (scalar or per
+        self.link_write = float(np.ceil(one_flit))                        # request, issue order); a write's
+        self.link_order = None
+
+    def _link_buffers(self, p: HMCParams) -> None:
+        """The per-link order (issue order within a link) and each request's link-buffer predecessor: a request
+        packet is 1 FLIT (read) or 1 + data FLITs (write) and enters its link's buffer when at most
+        ``link_buffer_packets - FLITs`` packets wait there, i.e. once the packet that many + 1 places ahead left."""
+        n = self.n
+        lorder = np.argsort(self.lk, kind="stable")
+        self.link_order = lorder
+        self.kl = self.lk[lorder].astype(np.float64)
+        wl = self.w[lorder]
+        df = self.data_flits if np.ndim(self.data_flits) == 0 else self.data_flits[lorder]
+        lag = (p.link_buffer_packets - np.where(wl, df, 0.0)).astype(np.intp)   # buffer + 1 - (1 + data)
+        src = np.arange(n) - lag
+        ok = src >= 0
+        src[~ok] = 0
+        ok &= self.kl[src] == self.kl
+        self.lbuf_src, self.lbuf_ok = src, ok
 
 
-def _timing(entry: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, np.ndarray]:
-    """Bank start times (bank order) and completion times (vault order) for given entry times (issue order)."""
-    arr = entry[plan.order]
-    arr += p.request_path_cycles
+def _timing(arrive: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, np.ndarray]:
+    """Bank start times (bank order) and completion times (vault order) for given arrival times at the vault
+    (issue order)."""
+    arr = arrive[plan.order]
     start = _scan(arr, plan.D_bank, plan.kb)                             # per bank, first come first served
     ready = start + plan.ready_offset                                    # data at the vault controller
     ready_v = ready[plan.bank_pos]
     # the vault's TSV data bus, served in issue order (the vault controller returns data in order)
     done = _scan(ready_v, plan.D_bus, plan.kv)
     done += plan.burst_v + p.response_path_cycles
-    if plan.link_v is not None:                                          # the host links, in ready order
-        span = float(done.max() - done.min()) + 1.0
-        o = np.argsort(done + plan.link_v * span, kind="stable")         # runs (vaults) already sorted
-        busy = plan.link_busy_v[o]
-        D = np.cumsum(busy) - busy
-        done[o] = _scan(done[o], D, plan.link_v[o])
     return start, done
 
 
@@ -236,8 +289,10 @@ def _inject(issue: np.ndarray, release_v: np.ndarray | None, plan: _Plan, p: HMC
 
 
 def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndarray, write: np.ndarray,
-             nbytes: np.ndarray | int = 64, p: HMCParams = HMCParams()) -> dict:
+             nbytes: np.ndarray | int = 64, p: HMCParams = HMCParams(), link: np.ndarray | None = None) -> dict:
     """Simulate requests issued at ``time`` (memory cycles). Returns figures in memory cycles, ns, bytes, pJ.
+    ``link``: each request's host link (``front_end="single"``), e.g. ``(address // p.max_block_bytes) % p.links``
+    as Ramulator; by default ``vault % links``, the same under every Ramulator HMC address mapping.
     With a bounded vault queue, the entry times and the service times depend on each other: a few rounds of
     the vectorised model reach their fixed point (one round when no vault queue fills)."""
     n = len(time)
@@ -247,18 +302,23 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
                 "energy_pJ": 0.0, "activations": 0}
     issue = np.asarray(time, float)
     step = issue[1:] - issue[:-1]
+    by_time = None
     if n > 1 and step.min() < 0:                                          # bring the requests into issue order
         by_time = np.argsort(issue, kind="stable")
         issue, vault, bank, row, write = issue[by_time], vault[by_time], bank[by_time], row[by_time], write[by_time]
         if np.ndim(nbytes):
             nbytes = np.asarray(nbytes)[by_time]
         step = issue[1:] - issue[:-1]
-    plan = _Plan(vault, bank, row, write, nbytes, p)
+    plan = _Plan(vault, bank, row, write, nbytes, p, None if link is None else np.asarray(link)[by_time]
+                 if by_time is not None else link)
+    if plan.links:
+        entry, done = _host(issue, step, plan, p)
+        return _figures(entry, done, plan, p)
     # entry without a queue bound: at least one cycle apart in every stream (already so if issued so)
     q = p.queue_per_vault
     entry = issue if not q or n < 2 or step.min() >= 1 else _inject(issue, None, plan, p)
     for _ in range(50):                                                   # rounds of the fixed point
-        start, done = _timing(entry, plan, p)
+        start, done = _timing(entry + p.request_path_cycles, plan, p)
         if not q or n <= q:
             break
         release_v = start[plan.bank_pos]                                  # left the vault queue, vault order
@@ -270,6 +330,89 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
             break
         entry = new_entry
     return _figures(entry, done, plan, p)
+
+
+def _host(issue: np.ndarray, step: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, np.ndarray]:
+    """One host sending in order, one request per cycle, over the host links: the fixed point of the send times
+    (``entry``), the times the links move requests into their vaults' queues (``moved``), and the queues'
+    release times (column commands), by rounds of the vectorised model (one when nothing fills). Returns the
+    send times (issue order) and the times the responses leave their links (vault order; see _respond)."""
+    n = plan.n
+    lo = None
+    entry = issue if n < 2 or step.min() >= 1 else _single(issue)
+    moved = entry + p.request_path_cycles    # one request a cycle from the host: never two a cycle on a link
+    q = p.controller_queue
+    rp = p.request_path_cycles
+    qo, same = plan.queue_order, plan.queue_same
+    for round_ in range(100):
+        start, done = _timing(moved, plan, p)
+        if same is None:
+            break                                                         # unbounded vault queues
+        start += plan.column_offset
+        rq = start[plan.queue_pos]                                        # column commands, queue order
+        if round_ == 0:
+            if rp < p.link_buffer_packets - 4 and not np.any((rq[:-q] > moved[qo[q:]]) & same):
+                break                    # no vault queue was full: no link waited, no link buffer filled
+            plan._link_buffers(p)
+            lo = plan.link_order
+        room = np.full(n, -np.inf)                                        # a place in the vault's queue
+        room[qo[q:]] = np.where(same, rq[:-q], -np.inf)
+        arrive = np.maximum(entry + rp, room)[lo]
+        ml = _scan(arrive, np.arange(n, dtype=float), plan.kl)            # in order, one a cycle per link
+        new_moved = np.empty(n)
+        new_moved[lo] = ml
+        earliest = issue.copy()                                           # room in the link's buffer
+        earliest[lo] = np.maximum(earliest[lo], np.where(plan.lbuf_ok, ml[plan.lbuf_src], -np.inf))
+        new_entry = _single(earliest)
+        if np.abs(new_moved - moved).max() < 1e-6 and np.abs(new_entry - entry).max() < 1e-6:
+            break
+        entry, moved = new_entry, np.maximum(new_moved, new_entry + rp)
+    return entry, _respond(done, plan)
+
+
+def _single(earliest: np.ndarray) -> np.ndarray:
+    """One in-order stream, one request per cycle: ``e_i = max(earliest_i, e_{i-1} + 1)``."""
+    idx = np.arange(len(earliest), dtype=float)
+    out = earliest - idx
+    np.maximum.accumulate(out, out=out)
+    out += idx
+    return out
+
+
+def _respond(ready: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Times the responses leave their links: per link, one at a time in the order they are ready,
+    ``s_i = max(r_i, s_{i-1} + t_{i-1})``, a prefix-max scan over the ready order with the links kept apart by
+    an offset per link. Vault order; when every request is a read (one service time) the values come back
+    sorted by link and time instead, which is all the figures need (sums and maxima)."""
+    n = plan.n
+    lo = float(ready.min())
+    if plan.reads == n and np.ndim(plan.link_read) == 0:                 # one service time: values suffice
+        t = float(plan.link_read)
+        span = float(ready.max()) - lo + t * n + 1.0                      # beyond any (ready - D) spread
+        if 2.0 ** 52 <= span * plan.nlinks + abs(lo):
+            return _respond_sorted(ready, plan)
+        x = plan.link_v * span
+        x += ready
+        x.sort()
+        D = np.arange(n, dtype=float)
+        D *= t
+        x -= D
+        np.maximum.accumulate(x, out=x)
+        x += D
+        counts = np.bincount(plan.lk)
+        x -= np.repeat(np.arange(len(counts), dtype=float) * span, counts)
+        return x
+    return _respond_sorted(ready, plan)
+
+
+def _respond_sorted(ready: np.ndarray, plan: _Plan) -> np.ndarray:
+    span = float(ready.max() - ready.min()) + 1.0
+    o = np.argsort(ready + plan.link_v * span)
+    read = plan.link_read if np.ndim(plan.link_read) == 0 else plan.link_read[plan.vault_order]
+    busy = np.where(plan.reads_v, read, plan.link_write)[o]
+    out = np.empty(plan.n)
+    out[o] = _scan(ready[o], np.cumsum(busy) - busy, plan.link_v[o])
+    return out
 
 
 def _figures(entry: np.ndarray, done: np.ndarray, plan: _Plan, p: HMCParams) -> dict:
