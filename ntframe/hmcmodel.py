@@ -1,8 +1,10 @@
 """A bank-level analytical model of an HMC cube, vectorised (numpy), for request traces.
 
 Each request goes through: the request path (``request_path_cycles``: link or logic-die crossbar), its bank
-(first come, first served per bank, in issue order), the vault's TSV data bus (one 64-byte transfer per
-``tsv_cycles_per_64B``), and the response path. A bank's row buffer follows the page policy: with ``open`` a
+(first come, first served per bank in issue order, except that a request waiting when an earlier request of its
+queue to the same row issues its column command goes right after it: Ramulator's FR-FCFS), the vault's TSV data
+bus (one 64-byte transfer per ``tsv_cycles_per_64B``, in the order the data are ready: column-command order),
+and the response path. A bank's row buffer follows the page policy: with ``open`` a
 request to the open row is a hit (``tCL``), to a closed bank a miss (``tRCD + tCL``), to another row a conflict
 (``tRP + tRCD + tCL``); ``closed`` closes the row after every access (every request a miss). How long a request
 keeps its bank busy depends on it and on the next one (``tRAS``, ``tRC``, ``tCCD``, write recovery ``tWR``).
@@ -19,7 +21,8 @@ hold ``controller_queue`` requests each until their column command; each link se
 ``ceil(FLITs x one FLIT's time)`` cycles apiece (a read's response carries its data), in the order they are
 ready. Latency is counted from the host's send to the response leaving its link. Not modelled: the links'
 2048 tags per link (outstanding requests; not reached on the bench traces), flow-control packets, and the
-vault controllers' FR-FCFS reordering and write draining (separate read/write queues served in batches).
+vault controllers' write draining (write mode from 25 queued writes, or no waiting read, down to 6:
+HMC_Controller.h tick), so reads never wait behind a batch of writes.
 
 Energy: activate + precharge per activation, and per bit read or written (DRAM array + TSV), plus the logic
 die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
@@ -135,15 +138,50 @@ class _Plan:
         counts = np.bincount(key)
         nz = np.flatnonzero(counts)
         kb = np.repeat(nz.astype(np.float64), counts[nz])               # bank number, bank order
+        self.bank_ids, self.bank_counts = nz.astype(np.uint16), counts[nz]
+        w = np.asarray(write).astype(bool, copy=False)
+        self.row = np.asarray(row)
+        self.w_issue = w
+        self.writes_any = bool(w.any())
+        scalar = np.ndim(nbytes) == 0
+        burst = float(np.ceil(float(nbytes) / 64.0) * p.tsv_cycles_per_64B) if scalar else \
+            np.ceil(np.asarray(nbytes, float) / 64.0) * p.tsv_cycles_per_64B
+        self.burst, self.kb, self.order = burst, kb, order
+        self.D_bank, self.cls, self.column_offset, self.ready_offset = self._bank_service(order, p)
+        self._frfcfs_plan(p)
+        # per vault, in issue order: the TSV bus, the vault queues, the results
+        vorder = np.argsort(vault, kind="stable")
+        vcounts = np.bincount(vault)
+        vnz = np.flatnonzero(vcounts)
+        self.vault_order, self.vault_counts = vorder, vcounts
+        self.kv = np.repeat(vnz.astype(np.float64), vcounts[vnz])
+        inverse = np.empty(n, np.intp)
+        inverse[order] = np.arange(n)
+        self.bank_pos = inverse[vorder]                                  # bank-order position, vault order
+        self.burst_v = burst if scalar else burst[vorder]
+        self.D_bus = burst * np.arange(n, dtype=float) if scalar else np.cumsum(self.burst_v) - self.burst_v
+        self.reads_v = ~w[vorder]
+        self.reads = int(self.reads_v.sum())
+        self.writes = n - self.reads
+        self.bytes = float(nbytes) * n if scalar else float(np.asarray(nbytes, float).sum())
+        self.links = p.front_end == "single" and p.links > 0
+        if self.links:
+            self._link_plan(vault_in, w, nbytes, scalar, p, link)
+
+    def _bank_service(self, order: np.ndarray, p: HMCParams):
+        """For a service order per bank (``order``: request numbers, grouped by bank as ``self.kb``): each
+        request's row-buffer class, the exclusive prefix sum of the bank hold times, and the offsets from bank
+        start to the column command and to the data at the vault controller."""
+        n, kb, burst = self.n, self.kb, self.burst
+        scalar = np.ndim(burst) == 0
         first = np.empty(n, bool)
         first[0] = True
         np.not_equal(kb[1:], kb[:-1], out=first[1:])
-        w = np.asarray(write).astype(bool, copy=False)
-        wb = w[order]
+        wb = self.w_issue[order]
         if p.page_policy == "closed":
             hit = np.zeros(n, bool)
         else:
-            rb = np.take(np.asarray(row), order)
+            rb = np.take(self.row, order)
             hit = np.empty(n, bool)
             hit[0] = False
             np.equal(rb[1:], rb[:-1], out=hit[1:])
@@ -153,9 +191,6 @@ class _Plan:
             (~hit).view(np.uint8) + (~hit & ~first).view(np.uint8)
         pre = np.array([0, p.tRCD, p.tRP + p.tRCD], float)                # to the column command
         act = np.array([0, 0, p.tRP], float)                              # PRE -> ACT
-        scalar = np.ndim(nbytes) == 0
-        burst = float(np.ceil(float(nbytes) / 64.0) * p.tsv_cycles_per_64B) if scalar else \
-            np.ceil(np.asarray(nbytes, float) / 64.0) * p.tsv_cycles_per_64B
         # how long a request holds its bank before the next one may start, given the next one's class:
         # a table over (class, write, next is a hit, last in its bank) when the transfer size is one scalar
         last = np.empty(n, bool)
@@ -177,28 +212,24 @@ class _Plan:
         else:
             table = np.where(la == 1, 0.0, np.where(nh == 1, pre[c], change)) * derate
             hold = table[code] + ((nh == 1) & (la == 0))[code] * np.maximum(p.tCCD, burst[order]) * derate
-        self.D_bank = np.cumsum(hold) - hold
-        self.order, self.kb, self.cls = order, kb, cls
-        self.column_offset = pre[cls]                                     # bank start to the column command
-        self.ready_offset = (pre + p.tCL + (p.data_cycles - p.tsv_cycles_per_64B))[cls]
-        # per vault, in issue order: the TSV bus, the vault queues, the results
-        vorder = np.argsort(vault, kind="stable")
-        vcounts = np.bincount(vault)
-        vnz = np.flatnonzero(vcounts)
-        self.vault_order, self.vault_counts = vorder, vcounts
-        self.kv = np.repeat(vnz.astype(np.float64), vcounts[vnz])
-        inverse = np.empty(n, np.intp)
-        inverse[order] = np.arange(n)
-        self.bank_pos = inverse[vorder]                                  # bank-order position, vault order
-        self.burst_v = burst if scalar else burst[vorder]
-        self.D_bus = burst * np.arange(n, dtype=float) if scalar else np.cumsum(self.burst_v) - self.burst_v
-        self.reads_v = ~w[vorder]
-        self.reads = int(self.reads_v.sum())
-        self.writes = n - self.reads
-        self.bytes = float(nbytes) * n if scalar else float(np.asarray(nbytes, float).sum())
-        self.links = p.front_end == "single" and p.links > 0
-        if self.links:
-            self._link_plan(vault_in, w, nbytes, scalar, p, link)
+        return (np.cumsum(hold) - hold, cls, pre[cls],
+                (pre + p.tCL + (p.data_cycles - p.tsv_cycles_per_64B))[cls])
+
+    def _frfcfs_plan(self, p: HMCParams) -> None:
+        """For FR-FCFS (:func:`_promote`): each request's row and queue (bank, read or write: Ramulator's vault
+        controllers keep separate read and write queues, HMC_Controller.h) in bank order, and the window: a
+        vault's queue capacity (``controller_queue`` reads plus as many writes with the host links, else
+        ``queue_per_vault``), beyond which two requests cannot be queued at the same time."""
+        self.frfcfs = p.page_policy == "open" and self.n >= 3
+        if not self.frfcfs:
+            return
+        window = 2 * p.controller_queue if p.front_end == "single" and p.links > 0 else p.queue_per_vault
+        self.window = window or self.n
+        self.rb = _small(self.row)[self.order]
+        self.qb = None
+        if self.writes_any:
+            self.qb = np.repeat(self.bank_ids * 2, self.bank_counts)
+            self.qb += self.w_issue[self.order]
 
     def _link_plan(self, vault, w, nbytes, scalar, p: HMCParams, link) -> None:
         """The host links: each request's link, the vault queues' order, and the response packets' link times;
@@ -251,17 +282,109 @@ class _Plan:
         self.lbuf_src, self.lbuf_ok = src, ok
 
 
-def _timing(arrive: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, np.ndarray]:
-    """Bank start times (bank order) and completion times (vault order) for given arrival times at the vault
-    (issue order)."""
+def _timing(arrive: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bank start times and column-command times (both in issue order per bank, ``plan.order``) and completion
+    times (vault order) for given arrival times at the vault (issue order). Banks serve first come first served,
+    except that a request waiting for its bank when an earlier request of its queue to the same row issues its
+    column command is served right after it (FR-FCFS, see :func:`_promote`); ``plan.cls_now`` gets the classes
+    of that service order."""
     arr = arrive[plan.order]
     start = _scan(arr, plan.D_bank, plan.kb)                             # per bank, first come first served
+    col = start + plan.column_offset
     ready = start + plan.ready_offset                                    # data at the vault controller
+    plan.cls_now = plan.cls
+    if plan.frfcfs:
+        start, col, ready = _promote(arr, start, col, ready, plan, p)
     ready_v = ready[plan.bank_pos]
-    # the vault's TSV data bus, served in issue order (the vault controller returns data in order)
-    done = _scan(ready_v, plan.D_bus, plan.kv)
+    # the vault's TSV data bus, served in the order the data are ready, i.e. in column-command order: Ramulator's
+    # vault controller queues a read's data at its RD command (HMC_Controller.h tick: ``pending.push_back`` with
+    # ``depart = clk + read_latency``, one per cycle from the front), so a request whose bank was free returns
+    # before an older one still waiting for its bank. Issue order when the two agree (no sort needed).
+    out_of_order = ready_v[1:] < ready_v[:-1]
+    out_of_order &= plan.kv[1:] == plan.kv[:-1]
+    if not out_of_order.any():
+        done = _scan(ready_v, plan.D_bus, plan.kv)
+    else:
+        span = float(ready_v.max() - ready_v.min()) + 1.0
+        o = np.argsort(plan.kv * span + ready_v, kind="stable")          # per vault, by ready time
+        if np.ndim(plan.burst_v) == 0:
+            D = plan.D_bus
+        else:
+            b = plan.burst_v[o]
+            D = np.cumsum(b) - b
+        done = np.empty_like(ready_v)
+        done[o] = _scan(ready_v[o], D, plan.kv[o])
     done += plan.burst_v + p.response_path_cycles
-    return start, done
+    return start, col, done
+
+
+def _waiting_hits(arr: np.ndarray, col: np.ndarray, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (j, c), bank-order places: request ``j`` is not a hit in issue order, and ``c``, the nearest earlier
+    request of its queue to the same bank and row (at least 2 places back, within the window), issued its column
+    command while ``j`` waited (``col[c] >= arr[j]``). Only requests that arrived with at least 2 requests of
+    their bank ahead still waiting can have one; the search steps back one place at a time over those, while
+    any of them still has a waiting request that far back (at most ``plan.window`` steps)."""
+    kb, rb, qb = plan.kb, plan.rb, plan.qb
+    j = np.flatnonzero((kb[2:] == kb[:-2]) & (col[:-2] >= arr[2:]) & (rb[2:] != rb[1:-1])) + 2
+    if not len(j):
+        return j, j
+    aj, rj = arr[j], rb[j]
+    qj = None if qb is None else qb[j]
+    found = np.full(len(j), -1)
+    live = np.arange(len(j))
+    for d in range(2, plan.window + 1):
+        c = j[live] - d
+        keep = c >= 0
+        c[~keep] = 0
+        keep &= (kb[c] == kb[j[live]]) & (col[c] >= aj[live])            # c still waiting when j arrived
+        live, c = live[keep], c[keep]
+        if not len(live):
+            break
+        m = rb[c] == rj[live]
+        if qj is not None:
+            m &= qb[c] == qj[live]
+        found[live[m]] = c[m]
+        live = live[~m]
+    ok = found >= 0
+    return j[ok], found[ok]
+
+
+def _promote(arr, start, col, ready, plan: _Plan, p: HMCParams):
+    """FR-FCFS per bank (Ramulator's ``FRFCFS_PriorHit``, Scheduler.h: a ready row hit first, then the oldest;
+    no row with a waiting hit is closed): a request ``j`` that is waiting when ``c`` (the nearest earlier request
+    of its queue to the same bank and row) issues its column command finds its row open and goes before every
+    older request to that bank: it joins ``c``'s run of row hits (:func:`_waiting_hits`). Runs chain (``j``'s
+    run head is ``c``'s), found by following the links (at most a window of steps); each bank then serves whole
+    runs in the order of their heads, the rest as before. The schedule and the promotions depend on each other:
+    rounds from first come first served, the promotions decided each time against the latest column-command
+    times, until they no longer change (at most 8). Returns start, column and ready times in issue order per
+    bank, like the FCFS ones."""
+    n = plan.n
+    prev = None
+    for _ in range(8):
+        cj, cp = _waiting_hits(arr, col, plan)
+        if not len(cj) or (prev is not None and np.array_equal(cj, prev[0]) and np.array_equal(cp, prev[1])):
+            break
+        prev = cj, cp
+        parent = np.arange(n)
+        parent[cj] = cp
+        head = cp
+        while True:                                                      # follow the run links to their heads
+            up = parent[head]
+            if np.array_equal(up, head):
+                break
+            head = up
+        key = np.arange(n)
+        key[cj] = head
+        perm = np.argsort(key, kind="stable")                            # runs together, in their heads' places
+        D, cls, co, ro = plan._bank_service(plan.order[perm], p)
+        s2 = _scan(arr[perm], D, plan.kb)
+        start, col, ready = np.empty(n), np.empty(n), np.empty(n)
+        start[perm] = s2
+        col[perm] = s2 + co
+        ready[perm] = s2 + ro
+        plan.cls_now = cls
+    return start, col, ready
 
 
 def _inject(issue: np.ndarray, release_v: np.ndarray | None, plan: _Plan, p: HMCParams) -> np.ndarray:
@@ -318,7 +441,7 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
     q = p.queue_per_vault
     entry = issue if not q or n < 2 or step.min() >= 1 else _inject(issue, None, plan, p)
     for _ in range(50):                                                   # rounds of the fixed point
-        start, done = _timing(entry + p.request_path_cycles, plan, p)
+        start, _, done = _timing(entry + p.request_path_cycles, plan, p)
         if not q or n <= q:
             break
         release_v = start[plan.bank_pos]                                  # left the vault queue, vault order
@@ -345,11 +468,10 @@ def _host(issue: np.ndarray, step: np.ndarray, plan: _Plan, p: HMCParams) -> tup
     rp = p.request_path_cycles
     qo, same = plan.queue_order, plan.queue_same
     for round_ in range(100):
-        start, done = _timing(moved, plan, p)
+        _, col, done = _timing(moved, plan, p)
         if same is None:
             break                                                         # unbounded vault queues
-        start += plan.column_offset
-        rq = start[plan.queue_pos]                                        # column commands, queue order
+        rq = col[plan.queue_pos]                                        # column commands, queue order
         if round_ == 0:
             if rp < p.link_buffer_packets - 4 and not np.any((rq[:-q] > moved[qo[q:]]) & same):
                 break                    # no vault queue was full: no link waited, no link buffer filled
@@ -418,7 +540,7 @@ def _respond_sorted(ready: np.ndarray, plan: _Plan) -> np.ndarray:
 def _figures(entry: np.ndarray, done: np.ndarray, plan: _Plan, p: HMCParams) -> dict:
     """Latency from entering the cube (as Ramulator's: from the accepted send) to the response."""
     n = plan.n
-    cls_counts = np.bincount(plan.cls, minlength=3)
+    cls_counts = np.bincount(plan.cls_now, minlength=3)
     hits, misses, conflicts = (int(c) for c in cls_counts[:3])
     if plan.reads == n:
         rl = float(done.sum() - entry.sum()) / n

@@ -138,3 +138,22 @@ def test_conflict_pattern_matches_ramulator_with_bounded_queues():
     assert r["read_latency_avg"] == pytest.approx(ramulator_stat("conflict", "read_latency_avg"), rel=0.10)
     unbounded = run_model(patterns()["conflict"], queue_per_vault=0)
     assert unbounded["read_latency_avg"] > 10 * ramulator_stat("conflict", "read_latency_avg")
+
+
+def test_frfcfs_row_hit_overtakes_older_conflict_by_hand():
+    """Ramulator's vault controllers schedule FR-FCFS (Scheduler.h FRFCFS_PriorHit): a queued row hit goes before
+    an older request that would close the row. One bank, reads issued at 0, 1, 2 to rows 0, 1, 0 (per-vault
+    front end, no host links; each enters after request_path_cycles = 1):
+      A (row 0) enters at 1, bank closed: a miss, its column command at 1 + tRCD = 18;
+      B (row 1) enters at 2, C (row 0) at 3: C waits while A's column command issues (3 <= 18), finds row 0
+      open and goes before B. Service order A, C, B: classes miss, hit, conflict (FCFS: miss, conflict,
+      conflict). A holds the bank tRCD + max(tCCD, burst 8) = 25 before the hit C; C (a hit followed by a row
+      change) holds it max(tRAS, tRTP) = 34; both derated for refresh (x 1 / (1 - tRFC / tREFI)).
+      B starts at 1 + 59 x derate, its data at the vault + tRP + tRCD + tCL + (data_cycles - 8) = 58 later,
+      then the 8-cycle TSV transfer and the 3-cycle response path: the last response at start_B + 69."""
+    p = HMCParams()
+    r = simulate(np.array([0.0, 1.0, 2.0]), np.zeros(3, int), np.zeros(3, int), np.array([0, 1, 0]),
+                 np.zeros(3, int), 64, p)
+    assert (r["row_misses"], r["row_hits"], r["row_conflicts"]) == (1, 1, 1)
+    derate = 1 / (1 - p.tRFC / p.tREFI)
+    assert r["cycles"] == pytest.approx(1 + 59 * derate + 69)
