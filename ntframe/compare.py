@@ -111,7 +111,8 @@ def compare_cost_models(resolved: Resolved, host: PluginHost, models: list[str],
     network, operations = operations_of(resolved)
     operations = _selected(operations, only)
     mappings: dict[tuple, dict[str, Any]] = {}
-    for key, op in _unique(operations).items():
+    unique = _unique(operations)
+    for key, op in unique.items():
         try:
             mapping, _, search = map_operation(mapper_resolved, op)
             mappings[key] = {"mapping": mapping, "search": search}
@@ -121,12 +122,12 @@ def compare_cost_models(resolved: Resolved, host: PluginHost, models: list[str],
             col.cells[op.name] = _cost_cell(resolved, col, op, mappings[key])
     rows = []
     for op in operations:
-        first = _unique(operations)[op.shape_key()].name
+        first = unique[op.shape_key()].name
         m = mappings[op.shape_key()]
         rows.append({"name": op.name, "layer": op.layer, "phase": op.phase.value, "kind": op.kind.value,
                      "macs": op.macs, "flops": op.flops, "same_as": first if first != op.name else None,
-                     "mapping": m["mapping"].to_dict() if "mapping" in m else None, "mapping_error": m.get("error"),
-                     "cells": {c.label: c.cells[first] for c in columns}})
+                     "mapping": m["mapping"].to_dict() if "mapping" in m else None, "search": m.get("search"),
+                     "mapping_error": m.get("error"), "cells": {c.label: c.cells[first] for c in columns}})
     mp_reg = mapper_resolved.components["mapper"][0]
     cm_reg = mapper_resolved.components["cost_model"][0]
     return {"schema": "ntframe.compare/1", "kind": "cost_models", "name": resolved.loaded.spec.name,
@@ -210,12 +211,13 @@ def compare_mappers(resolved: Resolved, host: PluginHost, mappers: list[str], co
         columns.append(Column(name, reg, component, None, why))
     _, operations = operations_of(resolved)
     operations = _selected(operations, only)
-    for op in _unique(operations).values():
+    unique = _unique(operations)
+    for op in unique.values():
         for col in columns:
             col.cells[op.name] = _search_cell(col, op, attributed, arch, spec)
     rows = []
     for op in operations:
-        first = _unique(operations)[op.shape_key()].name
+        first = unique[op.shape_key()].name
         rows.append({"name": op.name, "layer": op.layer, "phase": op.phase.value, "kind": op.kind.value,
                      "macs": op.macs, "same_as": first if first != op.name else None,
                      "cells": {c.label: c.cells[first] for c in columns}})
