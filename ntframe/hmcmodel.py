@@ -22,7 +22,10 @@ hold ``controller_queue`` requests each until their column command; each link se
 ready. Latency is counted from the host's send to the response leaving its link. Not modelled: the links'
 2048 tags per link (outstanding requests; not reached on the bench traces), flow-control packets, and the
 vault controllers' write draining (write mode from 25 queued writes, or no waiting read, down to 6:
-HMC_Controller.h tick), so reads never wait behind a batch of writes.
+HMC_Controller.h tick), so reads never wait behind a batch of writes, nor overtake queued writes. In Ramulator
+the draining lowers read latency on the bench's layer traces except conv2.forward vault-local (a Ramulator
+rebuilt to serve the older queue head instead: docs/memory.md); a mode timeline fed back from the schedule
+(queue counts, prefix scan over events) did not reach a fixed point, see docs/memory.md.
 
 Energy: activate + precharge per activation, and per bit read or written (DRAM array + TSV), plus the logic
 die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
