@@ -233,6 +233,12 @@ class _Plan:
         if self.writes_any:
             self.qb = np.repeat(self.bank_ids * 2, self.bank_counts)
             self.qb += self.w_issue[self.order]
+        # each bank-order place's nearest earlier place with the same bank, queue and row (-1: none)
+        q = self.qb if self.qb is not None else np.zeros(self.n, np.int64)
+        o = np.lexsort((np.arange(self.n), self.rb, q, self.kb))
+        same = (self.kb[o][1:] == self.kb[o][:-1]) & (q[o][1:] == q[o][:-1]) & (self.rb[o][1:] == self.rb[o][:-1])
+        self.prev_same = np.full(self.n, -1, np.int64)
+        self.prev_same[o[1:][same]] = o[:-1][same]
 
     def _link_plan(self, vault, w, nbytes, scalar, p: HMCParams, link) -> None:
         """The host links: each request's link, the vault queues' order, and the response packets' link times;
@@ -324,32 +330,38 @@ def _timing(arrive: np.ndarray, plan: _Plan, p: HMCParams) -> tuple[np.ndarray, 
 def _waiting_hits(arr: np.ndarray, col: np.ndarray, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (j, c), bank-order places: request ``j`` is not a hit in issue order, and ``c``, the nearest earlier
     request of its queue to the same bank and row (at least 2 places back, within the window), issued its column
-    command while ``j`` waited (``col[c] >= arr[j]``). Only requests that arrived with at least 2 requests of
-    their bank ahead still waiting can have one; the search steps back one place at a time over those, while
-    any of them still has a waiting request that far back (at most ``plan.window`` steps)."""
-    kb, rb, qb = plan.kb, plan.rb, plan.qb
+    command while ``j`` waited — as did every request of the bank between them (``col >= arr[j]`` over
+    ``c .. j-2``: j was still queued behind them). Only requests that arrived with at least 2 requests of their
+    bank ahead still waiting can have one. ``c`` comes from the plan (:attr:`_Plan.prev_same`), the "every
+    request between" test from a range minimum (:func:`_range_min`)."""
+    kb, rb = plan.kb, plan.rb
     j = np.flatnonzero((kb[2:] == kb[:-2]) & (col[:-2] >= arr[2:]) & (rb[2:] != rb[1:-1])) + 2
     if not len(j):
         return j, j
-    aj, rj = arr[j], rb[j]
-    qj = None if qb is None else qb[j]
-    found = np.full(len(j), -1)
-    live = np.arange(len(j))
-    for d in range(2, plan.window + 1):
-        c = j[live] - d
-        keep = c >= 0
-        c[~keep] = 0
-        keep &= (kb[c] == kb[j[live]]) & (col[c] >= aj[live])            # c still waiting when j arrived
-        live, c = live[keep], c[keep]
-        if not len(live):
-            break
-        m = rb[c] == rj[live]
-        if qj is not None:
-            m &= qb[c] == qj[live]
-        found[live[m]] = c[m]
-        live = live[~m]
-    ok = found >= 0
-    return j[ok], found[ok]
+    c = plan.prev_same[j]
+    ok = (c >= 0) & (j - c >= 2) & (j - c <= plan.window)
+    j, c = j[ok], c[ok]
+    if not len(j):
+        return j, j
+    ok = _range_min(col, c, j - 2) >= arr[j]
+    return j[ok], c[ok]
+
+
+def _range_min(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``min(x[lo[i] .. hi[i]])`` for every i (inclusive, lo <= hi), from a sparse table of minima over runs of
+    2^k elements, built only up to the longest range asked for."""
+    length = hi - lo + 1
+    level = np.frexp(length.astype(np.float64))[1] - 1               # floor(log2(length))
+    out = np.empty(len(lo))
+    table = x
+    for k in range(int(level.max()) + 1):
+        if k:
+            half = 1 << (k - 1)
+            table = np.minimum(table[:-half], table[half:])              # minima of runs of 2^k
+        sel = np.flatnonzero(level == k)
+        if len(sel):
+            out[sel] = np.minimum(table[lo[sel]], table[hi[sel] - (1 << k) + 1])
+    return out
 
 
 def _promote(arr, start, col, ready, plan: _Plan, p: HMCParams):
@@ -369,16 +381,15 @@ def _promote(arr, start, col, ready, plan: _Plan, p: HMCParams):
         if not len(cj) or (prev is not None and np.array_equal(cj, prev[0]) and np.array_equal(cp, prev[1])):
             break
         prev = cj, cp
-        parent = np.arange(n)
-        parent[cj] = cp
-        head = cp
-        while True:                                                      # follow the run links to their heads
-            up = parent[head]
-            if np.array_equal(up, head):
+        root = np.arange(n)
+        root[cj] = cp
+        while True:                      # the run heads, by pointer jumping: log2(longest run) passes
+            up = root[root]
+            if np.array_equal(up, root):
                 break
-            head = up
+            root = up
         key = np.arange(n)
-        key[cj] = head
+        key[cj] = root[cj]
         perm = np.argsort(key, kind="stable")                            # runs together, in their heads' places
         D, cls, co, ro = plan._bank_service(plan.order[perm], p)
         s2 = _scan(arr[perm], D, plan.kb)
