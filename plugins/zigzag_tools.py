@@ -24,7 +24,7 @@ Translation (ntframe → ZigZag), per operation:
   (``CostModelEvaluation``): its own allocator and searches are not involved, so the mapping is ntframe's.
 * **Search** (``zigzag-loma``): the vault split is fixed (ntframe's search with the same cost model, as for
   ``timeloop-mapper``, or the spec's ``vault_split``); ZigZag generates the other spatial mappings and runs LOMA
-  (``lpf_limit``, deterministic) with even temporal mappings (every tensor splits its loops at the same levels,
+  (``lpf_limit``, deterministic; in a child process stopped at the budget's seconds) with even temporal mappings (every tensor splits its loops at the same levels,
   which ntframe's mapping format needs); ZigZag does not search bypass (every tensor is kept at every level).
 
 What does not translate (the cost model says why in its result): operations that are not a two-input
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PositiveInt
@@ -304,6 +305,7 @@ class ZigZagLoma(MappingSearcher):
     def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
                seed: int) -> SearchResult:
         zz = _zigzag()
+        started = time.perf_counter()
         try:
             operand_names(operation)
         except NotTranslatable as exc:
@@ -311,25 +313,10 @@ class ZigZagLoma(MappingSearcher):
         objective = {"edp": "edp", "energy": "energy", "latency": "delay"}[self.options.objective]
         split = vault_split(operation, architecture, cost_model, budget, seed, objective, self.options.vault_split,
                             "zigzag-vault-split")
-        from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
-        from zigzag.stages.main import MainStage
-        from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
-        from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
-        from zigzag.stages.results.reduce_stages import MinimalEDPStage, MinimalEnergyStage, MinimalLatencyStage
-        reduce = {"edp": MinimalEDPStage, "energy": MinimalEnergyStage, "latency": MinimalLatencyStage}[
-            self.options.objective]
-        dims = array_dims(architecture)
-        spatial = {d: [f"{dim}, {f}" for dim, f in split] for d, _, i in dims if i == 0}
-        accelerator, layer = _build(zz, operation, architecture, None, spatial)
-        with tempfile.TemporaryDirectory(prefix="ntframe-zigzag-") as dump:
-            results = MainStage([reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage,
-                                 CostModelStage], accelerator=accelerator, layer=layer,
-                                loma_lpf_limit=self.options.lpf_limit, loma_show_progress_bar=False,
-                                nb_mappings_generated=self.options.spatial_mappings,
-                                access_same_data_considered_as_no_access=True,
-                                temporal_mapping_type=zz["TemporalMappingType"].EVEN, dump_folder=dump).run()
-        cme = results[0][0]
-        mapping = mapping_from_cme(operation, architecture, cme, split)
+        left = budget.seconds - (time.perf_counter() - started)
+        mapping = _in_child(lambda: _loma(zz, operation, architecture, self.options, split), left,
+                            f"ZigZag's LOMA on {operation.name}",
+                            "raise mapper.budget.seconds, or lower lpf_limit / spatial_mappings")
         problems = structural_problems(operation, mapping, architecture) or capacity_problems(operation, mapping,
                                                                                                architecture)
         if problems:
@@ -339,6 +326,61 @@ class ZigZagLoma(MappingSearcher):
                             invalid_reasons={"ZigZag does not report its evaluation count": 0},
                             objective=self.options.objective)
 
+
+
+def _loma(zz, operation: Operation, architecture: Architecture, options: ZigZagLomaOptions, split) -> Mapping:
+    """ZigZag's spatial-mapping generator and LOMA with the vault split fixed; the best mapping, translated."""
+    from zigzag.stages.evaluation.cost_model_evaluation import CostModelStage
+    from zigzag.stages.main import MainStage
+    from zigzag.stages.mapping.spatial_mapping_generation import SpatialMappingGeneratorStage
+    from zigzag.stages.mapping.temporal_mapping_generator_stage import TemporalMappingGeneratorStage
+    from zigzag.stages.results.reduce_stages import MinimalEDPStage, MinimalEnergyStage, MinimalLatencyStage
+    reduce = {"edp": MinimalEDPStage, "energy": MinimalEnergyStage, "latency": MinimalLatencyStage}[options.objective]
+    spatial = {d: [f"{dim}, {f}" for dim, f in split] for d, _, i in array_dims(architecture) if i == 0}
+    accelerator, layer = _build(zz, operation, architecture, None, spatial)
+    with tempfile.TemporaryDirectory(prefix="ntframe-zigzag-") as dump:
+        results = MainStage([reduce, SpatialMappingGeneratorStage, reduce, TemporalMappingGeneratorStage,
+                             CostModelStage], accelerator=accelerator, layer=layer,
+                            loma_lpf_limit=options.lpf_limit, loma_show_progress_bar=False,
+                            nb_mappings_generated=options.spatial_mappings,
+                            access_same_data_considered_as_no_access=True,
+                            temporal_mapping_type=zz["TemporalMappingType"].EVEN, dump_folder=dump).run()
+    return mapping_from_cme(operation, architecture, results[0][0], split)
+
+
+def _in_child(work, seconds: float, what: str, fix: str):
+    """``work()`` in a forked child process, killed after ``seconds`` (LOMA has no time limit of its own); its
+    result or its exception comes back through a pipe."""
+    import multiprocessing
+    import traceback
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            send.send(("ok", work()))
+        except BaseException as exc:  # report any failure to the parent, which attributes it
+            send.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
+
+    proc = ctx.Process(target=child, daemon=True)
+    proc.start()
+    send.close()
+    ready = receive.poll(max(0.1, seconds))
+    try:
+        message = receive.recv() if ready else None
+    except EOFError:                     # the child died without a word (e.g. killed by the system)
+        message = None
+    proc.join(timeout=5)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+    if message is None:
+        if ready or proc.exitcode not in (None, 0, -9):
+            raise PluginError(f"{what} ended without a result (exit code {proc.exitcode})")
+        raise ToolError(f"{what} did not finish within the search budget ({seconds:.1f} s)", fix=fix)
+    if message[0] == "error":
+        raise PluginError(f"{what} failed: {message[1]}")
+    return message[1]
 
 
 def mapping_from_cme(op: Operation, arch: Architecture, cme, split) -> Mapping:

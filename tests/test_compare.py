@@ -227,6 +227,24 @@ def test_zigzag_loma_finds_a_valid_mapping_deterministically(example):
     assert runs[0].mapping.levels[0].spatial == (("N", 2), ("C", 16))
 
 
+@needs_zigzag
+def test_zigzag_loma_honours_the_time_budget(example):
+    """LOMA has no time limit of its own: the searcher runs it in a child process and stops it at the budget."""
+    import time
+
+    from ntframe.components import Budget
+    from ntframe.errors import ToolError
+    from ntframe_plugins.native_cost import NativeCostModel
+    from ntframe_plugins.zigzag_tools import ZigZagLoma, ZigZagLomaOptions
+    resolved, ops = example
+    searcher = ZigZagLoma(ZigZagLomaOptions(lpf_limit=6, vault_split={"N": 4, "M": 4, "P": 2}))
+    started = time.perf_counter()
+    with pytest.raises(ToolError, match=r"did not finish within the search budget \(1.0 s\)") as err:
+        searcher.search(ops["conv2.forward"], resolved.architecture, NativeCostModel(),
+                        Budget(evaluations=100, seconds=1.0), 0)
+    assert time.perf_counter() - started < 10 and "lpf_limit" in str(err.value)
+
+
 # --- ntframe compare -------------------------------------------------------------------------------------------
 
 @needs_zigzag
