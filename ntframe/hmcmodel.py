@@ -150,7 +150,8 @@ class _Plan:
         burst = float(np.ceil(float(nbytes) / 64.0) * p.tsv_cycles_per_64B) if scalar else \
             np.ceil(np.asarray(nbytes, float) / 64.0) * p.tsv_cycles_per_64B
         self.burst, self.kb, self.order = burst, kb, order
-        self.D_bank, self.cls, self.column_offset, self.ready_offset = self._bank_service(order, p)
+        self.rb = _small(np.asarray(row))[order] if p.page_policy == "open" else None   # rows, bank order
+        self.D_bank, self.cls, self.column_offset, self.ready_offset = self._bank_service(order, p, self.rb)
         self._frfcfs_plan(p)
         # per vault, in issue order: the TSV bus, the vault queues, the results
         vorder = np.argsort(vault, kind="stable")
@@ -171,7 +172,7 @@ class _Plan:
         if self.links:
             self._link_plan(vault_in, w, nbytes, scalar, p, link)
 
-    def _bank_service(self, order: np.ndarray, p: HMCParams):
+    def _bank_service(self, order: np.ndarray, p: HMCParams, rb: np.ndarray | None = None):
         """For a service order per bank (``order``: request numbers, grouped by bank as ``self.kb``): each
         request's row-buffer class, the exclusive prefix sum of the bank hold times, and the offsets from bank
         start to the column command and to the data at the vault controller."""
@@ -184,7 +185,8 @@ class _Plan:
         if p.page_policy == "closed":
             hit = np.zeros(n, bool)
         else:
-            rb = np.take(self.row, order)
+            if rb is None:
+                rb = np.take(self.row, order)
             hit = np.empty(n, bool)
             hit[0] = False
             np.equal(rb[1:], rb[:-1], out=hit[1:])
@@ -228,17 +230,47 @@ class _Plan:
             return
         window = 2 * p.controller_queue if p.front_end == "single" and p.links > 0 else p.queue_per_vault
         self.window = window or self.n
-        self.rb = _small(self.row)[self.order]
         self.qb = None
         if self.writes_any:
             self.qb = np.repeat(self.bank_ids * 2, self.bank_counts)
             self.qb += self.w_issue[self.order]
-        # each bank-order place's nearest earlier place with the same bank, queue and row (-1: none)
-        q = self.qb if self.qb is not None else np.zeros(self.n, np.int64)
-        o = np.lexsort((np.arange(self.n), self.rb, q, self.kb))
-        same = (self.kb[o][1:] == self.kb[o][:-1]) & (q[o][1:] == q[o][:-1]) & (self.rb[o][1:] == self.rb[o][:-1])
-        self.prev_same = np.full(self.n, -1, np.int64)
-        self.prev_same[o[1:][same]] = o[:-1][same]
+        self._prev_same = None
+
+    @property
+    def prev_same(self) -> np.ndarray:
+        """Each bank-order place's nearest earlier place with the same bank, queue and row (-1: none); computed
+        on first use (only when some request waits behind two others of its bank, see :func:`_waiting_hits`)."""
+        if self._prev_same is None:
+            q = self.qb if self.qb is not None else np.zeros(self.n, np.int64)
+            o = np.lexsort((np.arange(self.n), self.rb, q, self.kb))
+            same = (self.kb[o][1:] == self.kb[o][:-1]) & (q[o][1:] == q[o][:-1]) & (self.rb[o][1:] == self.rb[o][:-1])
+            self._prev_same = np.full(self.n, -1, np.int64)
+            self._prev_same[o[1:][same]] = o[:-1][same]
+        return self._prev_same
+
+    def prev_same_at(self, j: np.ndarray) -> np.ndarray:
+        """:attr:`prev_same` at the places ``j``, or -1 where it lies more than a window back (never used there).
+        Few places: searched back directly, a window at most (one pass over them per step back); many: the table."""
+        if self._prev_same is not None or len(j) * self.window > 4 * self.n:
+            return self.prev_same[j]
+        kb, rb, qb = self.kb, self.rb, self.qb
+        c = np.full(len(j), -1, np.int64)
+        left = np.arange(len(j))                                          # candidates still searching
+        kj, rj = kb[j], rb[j]
+        qj = qb[j] if qb is not None else None
+        for d in range(1, self.window + 1):
+            i = j[left] - d
+            on = i >= 0
+            i[~on] = 0
+            on &= kb[i] == kj[left]                                       # still in the same bank
+            hit = on & (rb[i] == rj[left])
+            if qj is not None:
+                hit &= qb[i] == qj[left]
+            c[left[hit]] = i[hit]
+            left = left[on & ~hit]
+            if not len(left):
+                break
+        return c
 
     def _link_plan(self, vault, w, nbytes, scalar, p: HMCParams, link) -> None:
         """The host links: each request's link, the vault queues' order, and the response packets' link times;
@@ -338,7 +370,7 @@ def _waiting_hits(arr: np.ndarray, col: np.ndarray, plan: _Plan) -> tuple[np.nda
     j = np.flatnonzero((kb[2:] == kb[:-2]) & (col[:-2] >= arr[2:]) & (rb[2:] != rb[1:-1])) + 2
     if not len(j):
         return j, j
-    c = plan.prev_same[j]
+    c = plan.prev_same_at(j)
     ok = (c >= 0) & (j - c >= 2) & (j - c <= plan.window)
     j, c = j[ok], c[ok]
     if not len(j):
@@ -391,7 +423,7 @@ def _promote(arr, start, col, ready, plan: _Plan, p: HMCParams):
         key = np.arange(n)
         key[cj] = root[cj]
         perm = np.argsort(key, kind="stable")                            # runs together, in their heads' places
-        D, cls, co, ro = plan._bank_service(plan.order[perm], p)
+        D, cls, co, ro = plan._bank_service(plan.order[perm], p, plan.rb[perm])
         s2 = _scan(arr[perm], D, plan.kb)
         start, col, ready = np.empty(n), np.empty(n), np.empty(n)
         start[perm] = s2

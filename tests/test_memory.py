@@ -157,3 +157,22 @@ def test_frfcfs_row_hit_overtakes_older_conflict_by_hand():
     assert (r["row_misses"], r["row_hits"], r["row_conflicts"]) == (1, 1, 1)
     derate = 1 / (1 - p.tRFC / p.tREFI)
     assert r["cycles"] == pytest.approx(1 + 59 * derate + 69)
+
+
+def test_frfcfs_predecessor_search_matches_the_table():
+    """FR-FCFS looks up, for a request waiting behind two of its bank, the nearest earlier request of its queue to
+    the same bank and row. With few such requests it searches back directly (at most a window); with many it
+    builds the table of all of them: both must agree wherever the answer lies within the window.
+    By hand: one bank, reads to rows 0, 1, 2, 0, 1 -> places 3 and 4 find places 0 and 1."""
+    from ntframe.hmcmodel import _Plan
+    p = HMCParams()
+    plan = _Plan(np.zeros(5, int), np.zeros(5, int), np.array([0, 1, 2, 0, 1]), np.zeros(5, int), 64, p)
+    assert plan.prev_same_at(np.array([3, 4])).tolist() == [0, 1]
+    rng = np.random.default_rng(3)
+    n = 4000
+    plan = _Plan(rng.integers(0, 2, n), rng.integers(0, 2, n), rng.integers(0, 3, n), rng.integers(0, 2, n), 64, p)
+    j = np.flatnonzero(plan.kb[2:] == plan.kb[:-2])[:30] + 2
+    direct = plan.prev_same_at(j)
+    table = plan.prev_same[j]
+    near = (table >= 0) & (j - table <= plan.window)
+    assert (direct[near] == table[near]).all() and (direct[~near] == -1).all() and near.any()
