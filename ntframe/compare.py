@@ -346,14 +346,16 @@ def plots(document: dict[str, Any], folder: Path) -> tuple[list[Path], str | Non
     plt.close(fig)
     written.append(path)
     if document["kind"] == "cost_models":
-        levels = sorted({lvl for t in document["totals"].values() for lvl in t["energy_by_level_pJ"]})
+        common = document["common_totals"]
+        levels = sorted({lvl for t in common.values() for lvl in t["energy_by_level_pJ"]})
         fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(labels) + 3), 4))
         bottom = np.zeros(len(labels))
         for lvl in levels:
-            vals = np.array([document["totals"][lab]["energy_by_level_pJ"].get(lvl, 0.0) / 1e6 for lab in labels])
+            vals = np.array([common[lab]["energy_by_level_pJ"].get(lvl, 0.0) / 1e6 for lab in labels])
             ax.bar(labels, vals, bottom=bottom, label=lvl)
             bottom += vals
-        ax.set_ylabel("energy (µJ), all operations")
+        n_common = next(iter(common.values()))["operations_ok"] if common else 0
+        ax.set_ylabel(f"energy (µJ), the {n_common} operations\nevery model evaluated")
         ax.set_title(f"{document['name']}: energy by level")
         ax.legend(fontsize=7)
         fig.tight_layout()
