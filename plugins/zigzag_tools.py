@@ -131,6 +131,11 @@ def array_dims(arch: Architecture) -> list[tuple[str, int, int]]:
     return [(f"D{k + 1}", f, i) for k, (f, i) in enumerate(used)]
 
 
+def _port_bits(level) -> int:
+    """A memory's one read-write port: the level's bandwidth per cycle, in bits (8 at least)."""
+    return max(8, int(round(level.bytes_per_cycle * 8)))
+
+
 def hardware_dict(op: Operation, arch: Architecture, mapping: Mapping | None) -> dict[str, Any]:
     names = operand_names(op)
     dims = array_dims(arch)
@@ -143,7 +148,7 @@ def hardware_dict(op: Operation, arch: Architecture, mapping: Mapping | None) ->
         for mo in operands:
             allocation += ([f"{mo}, tl", f"{mo}, th", f"{mo}, fh", f"{mo}, fl"] if mo == "O"
                            else [f"{mo}, tl", f"{mo}, fh"])
-        width = max(8, int(round(spec.bytes_per_cycle * 8)))
+        width = _port_bits(spec)
         size = spec.capacity_bytes * 8 if spec.capacity_bytes is not None else 2 ** 50
         memories[spec.name] = {
             "size": int(size), "r_cost": spec.read_energy_pJ_per_bit * width,
@@ -228,15 +233,15 @@ def to_compute_cost(op: Operation, arch: Architecture, cme, notes: tuple[str, ..
     bits = {names[t.name]: t.precision_bits for t in op.tensors}
     per_level: dict[str, dict[str, Any]] = {lvl.name: {"tensors": {}, "energy_pJ": 0.0} for lvl in arch.levels}
     hierarchy = cme.accelerator.memory_hierarchy
+    by_name = {lvl.name: lvl for lvl in arch.levels}
     for operand in cme.layer.layer_operands:
         o = str(operand)
         mem_op = cme.layer.memory_operand_links.layer_to_mem_op(operand)
         for i, node in enumerate(hierarchy.get_memory_levels(mem_op)):
             name = node.name
-            width = node.memory_instance.ports[0].bw_max if hasattr(node.memory_instance, "ports") else None
             data = {str(k).split(".")[-1].lower(): v for k, v in cme.memory_word_access[operand][i].data.items()}
             energy = cme.mem_energy_breakdown[operand][i]
-            w = width or arch.levels[[lvl.name for lvl in arch.levels].index(name)].bytes_per_cycle * 8
+            w = _port_bits(by_name[name])                    # accesses are counted in port-width words
             elements = {k: v * w / bits[o] for k, v in data.items()}
             per_level[name]["tensors"][back[o]] = {
                 "reads": elements.get("rd_out_to_low", 0.0) + elements.get("rd_out_to_high", 0.0),
