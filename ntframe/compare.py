@@ -255,7 +255,7 @@ def _search_cell(col: Column, op: Operation, cost_model, arch, spec) -> dict[str
     return {"status": "ok", "search_s": elapsed, "cycles": c.cycles, "energy_pJ": c.energy_pJ,
             "edp_pJ_cycles": c.cycles * c.energy_pJ, "evaluated": found.evaluated, "valid": found.valid,
             "truncated_by_time": found.truncated_by_time, "mapping": found.mapping.to_dict(),
-            "notes": {k: v for k, v in found.invalid_reasons.items()}}
+            "notes": dict(found.invalid_reasons)}
 
 
 # --- output -----------------------------------------------------------------------------------------------
@@ -301,7 +301,8 @@ def csv_text(document: dict[str, Any], baseline: str) -> str:
 
 
 def _r(value: float, base: float | None) -> Any:
-    return repr(value / base) if base else ""
+    r = ratio(value, base or 0.0)
+    return repr(r) if r is not None else ""
 
 
 def write(document: dict[str, Any], folder: Path, baseline: str) -> list[Path]:

@@ -39,6 +39,13 @@ def workdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
 
 
+def cleanup(folder: Path) -> None:
+    """Remove a successful run's folder, unless ``NTFRAME_KEEP_FILES`` asks to keep every one (failed runs are
+    always kept: their callers raise before cleaning up)."""
+    if not os.environ.get("NTFRAME_KEEP_FILES"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run_tool(argv: list[str], cwd: Path, timeout_s: float, what: str) -> subprocess.CompletedProcess:
     """Run ``argv`` in ``cwd``; on a crash or a timeout raise a ToolError that keeps the folder and prints the
     command to rerun."""

@@ -35,7 +35,7 @@ import ntframe
 from ntframe.arch import Architecture
 from ntframe.components import MemoryBackend
 from ntframe.errors import ToolError
-from ntframe.external import find_binary, parse_failure, run_tool, workdir
+from ntframe.external import cleanup, find_binary, parse_failure, run_tool, workdir
 from ntframe.hmcmodel import HMCParams
 from ntframe.results import DramTraffic, MemoryCost
 from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter
@@ -158,7 +158,7 @@ class RamulatorBackend(_TraceDriven):
             totals["hits"] += s.get("row_hits", 0.0)
             totals["acts"] += s.get("row_misses", 0.0) + s.get("row_conflicts", 0.0)
             totals["req"] += len(recs)
-            _cleanup(folder)
+            cleanup(folder)
         return _cost(totals, covered, p, architecture, "ramulator")
 
 
@@ -224,16 +224,8 @@ class DRAMSim3Backend(_TraceDriven):
             totals["acts"] += s["num_act_cmds"]
             totals["energy"] += s["total_energy"] * busy / s["num_cycles"] if s["num_cycles"] else 0.0
             totals["req"] += len(recs)
-            _cleanup(folder)
+            cleanup(folder)
         return _cost(totals, covered, p, architecture, "dramsim3")
-
-
-def _cleanup(folder: Path) -> None:
-    if os.environ.get("NTFRAME_KEEP_FILES"):
-        return
-    for path in sorted(folder.rglob("*"), reverse=True):
-        path.unlink() if path.is_file() else path.rmdir()
-    folder.rmdir()
 
 
 def _cost(t: dict, covered: float, p: HMCParams, arch: Architecture, tool: str) -> MemoryCost:

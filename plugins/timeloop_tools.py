@@ -23,7 +23,6 @@ bindings) is not served by any package index reachable here and is not used.
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -37,7 +36,7 @@ import ntframe
 from ntframe.arch import Architecture
 from ntframe.components import Budget, CostModel, MappingSearcher, vault_split
 from ntframe.errors import ToolError
-from ntframe.external import find_binary, parse_failure, run_tool, workdir
+from ntframe.external import cleanup, find_binary, parse_failure, run_tool, workdir
 from ntframe.ir import Operation
 from ntframe.mapping import Mapping, structural_problems
 from ntframe.nest import capacity_problems
@@ -100,8 +99,6 @@ class TimeloopModelOptions(BaseModel):
     """ntframe-ert: Timeloop prices with the architecture file's energies (exported as an ERT); accelergy:
     Timeloop asks Accelergy, or falls back to its built-in energies (flagged in the result)."""
     timeout_s: PositiveFloat = 300.0
-    keep_files: bool = False
-    """Keep every run's folder (NTFRAME_WORK_DIR, else the system's temporary folder); failed runs are always kept."""
 
 
 class TimeloopModel(CostModel):
@@ -130,8 +127,7 @@ class TimeloopModel(CostModel):
             cost = to_compute_cost(operation, architecture, stats, vaults)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise parse_failure("timeloop-model", folder, f"{type(exc).__name__}: {exc}", argv) from None
-        if not self.options.keep_files:
-            shutil.rmtree(folder, ignore_errors=True)
+        cleanup(folder)
         return cost
 
 
@@ -197,7 +193,7 @@ class TimeloopMapper(MappingSearcher):
             raise ToolError(f"timeloop-mapper's mapping for {operation.name} is not valid for ntframe: "
                             f"{'; '.join(problems)}; files kept in {folder}")
         cost = cost_model.evaluate(operation, mapping, architecture)
-        shutil.rmtree(folder, ignore_errors=True)
+        cleanup(folder)
         reason = _stop_reason(log)
         valid = budget.evaluations if reason and "valid mappings found" in reason else 0
         return SearchResult(mapping, cost, evaluated=valid, valid=valid,
