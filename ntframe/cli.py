@@ -338,6 +338,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         spec = importlib.util.find_spec(module)
         rows.append((f"python: {module}", "found" if spec else "missing",
                      (spec.origin or "") if spec else f"pip install 'ntframe[{extra}]'"))
+    from ntframe.hmcmodel import jit_status
+    compiled, detail = jit_status()
+    rows.append(("bank model: compiled pass", "found" if compiled else "missing", detail))
     host = _host()
     for info in host.failures():
         rows.append((f"plugin: {info.name}", "failed", info.error or ""))

@@ -27,6 +27,11 @@ the draining lowers read latency on the bench's layer traces except conv2.forwar
 rebuilt to serve the older queue head instead: docs/memory.md); a mode timeline fed back from the schedule
 (queue counts, prefix scan over events) did not reach a fixed point, see docs/memory.md.
 
+Speed: with numba installed (the ``fast`` extra) a compiled pass over the requests in issue order
+(:mod:`ntframe._jit`) gives the figures when its case holds (no FR-FCFS promotion, no vault queue full: the
+vectorised model's first round is then its answer), else the vectorised model runs; the two agree to the last
+bit. Derated bank times are rounded to 1/256 cycle so that every time is exact in floating point.
+
 Energy: activate + precharge per activation, and per bit read or written (DRAM array + TSV), plus the logic
 die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
 Defaults: HMC 2.1 timings of Ramulator 1's ``HMC_2500`` (tCK 0.8 ns); the data-path constants
@@ -38,6 +43,8 @@ field's source beside it (not fitted); energies from
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,6 +97,33 @@ class HMCParams:
                                          # a request leaves it at its column command
 
 
+@functools.cache
+def _kernels():
+    """The compiled streaming pass (:mod:`ntframe._jit`) when numba is installed (the ``fast`` extra) and
+    ``NTFRAME_JIT`` is not ``0``; else None. With or without it the figures are the same."""
+    if os.environ.get("NTFRAME_JIT", "1") == "0":
+        return None
+    if "NUMBA_CACHE_DIR" not in os.environ:                              # read when numba is imported
+        from ntframe.cache import cache_folder
+        os.environ["NUMBA_CACHE_DIR"] = str(cache_folder() / "numba")
+    try:
+        from ntframe import _jit
+    except ImportError:
+        return None
+    return _jit
+
+
+def jit_status() -> tuple[bool, str]:
+    """For ``ntframe doctor``: whether the bank model has its compiled streaming pass, and what to do if not."""
+    if os.environ.get("NTFRAME_JIT", "1") == "0":
+        return False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)"
+    try:
+        import numba
+    except ImportError:
+        return False, "numba not installed: pip install 'ntframe[fast]' (same figures, several times faster)"
+    return True, f"numba {numba.__version__}"
+
+
 def _small(x: np.ndarray) -> np.ndarray:
     """Non-negative integers in the narrowest unsigned dtype (radix sorts and gathers are cheaper)."""
     top = int(x.max()) if len(x) else 0
@@ -104,7 +138,7 @@ def _scan(arrival: np.ndarray, D: np.ndarray, group: np.ndarray) -> np.ndarray:
     x = arrival - D
     lo, hi = float(x.min()), float(x.max())
     span = hi - lo + 1.0
-    if float(group[-1]) * span + hi >= 2.0 ** 52:                       # offsets beyond float precision
+    if float(group[-1]) * span + hi >= 2.0 ** 44:                       # offsets beyond exact sums
         g = np.cumsum(np.r_[True, group[1:] != group[:-1]]) - 1
         out = np.empty_like(x)
         for lo_i, hi_i in zip(*_runs(g)):
@@ -121,6 +155,30 @@ def _scan(arrival: np.ndarray, D: np.ndarray, group: np.ndarray) -> np.ndarray:
 def _runs(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     edge = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])
     return edge[:-1], edge[1:]
+
+
+def _hold_table(p: HMCParams, burst) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """How long a request holds its bank before the next one may start, by ``class + 3 write + 6 next_is_hit +
+    12 last_in_bank`` (with one transfer size a hit's ``max(tCCD, burst)`` is in the table, else added per
+    request), refresh's derating, and by class the cycles from bank start to the column command and to the data
+    at the vault controller."""
+    pre = np.array([0, p.tRCD, p.tRP + p.tRCD], float)                    # to the column command
+    act = np.array([0, 0, p.tRP], float)                                  # PRE -> ACT
+    derate = 1.0 / (1.0 - p.tRFC / p.tREFI)                              # refresh steals bank time
+    c, ww, nh, la = np.unravel_index(np.arange(24), (2, 2, 2, 3))[::-1]
+    rec = np.where(ww == 1, p.tCWL + p.tWR, p.tRTP)
+    change = np.maximum(act[c] + p.tRAS, pre[c] + rec) if p.page_policy == "open" else \
+        np.maximum(act[c] + p.tRC, pre[c] + rec + p.tRP)
+    to_hit = pre[c] + max(p.tCCD, burst) if np.ndim(burst) == 0 else pre[c]
+    table = _quantum(np.where(la == 1, 0.0, np.where(nh == 1, to_hit, change)) * derate)
+    return table, derate, pre, pre + p.tCL + (p.data_cycles - p.tsv_cycles_per_64B)
+
+
+def _quantum(cycles):
+    """Derated times rounded to 1/256 cycle: with integer issue times every sum and maximum of the model is then
+    exact in floating point, so the vectorised and the streaming model (and any order of summation) give the
+    same figures to the last bit (for times below 2^44 cycles)."""
+    return np.floor(cycles * 256.0 + 0.5) / 256.0
 
 
 class _Plan:
@@ -194,31 +252,19 @@ class _Plan:
         # class code: 0 hit, 1 miss (closed bank), 2 conflict (another row open); closed page: all misses
         cls = np.ones(n, np.uint8) if p.page_policy == "closed" else \
             (~hit).view(np.uint8) + (~hit & ~first).view(np.uint8)
-        pre = np.array([0, p.tRCD, p.tRP + p.tRCD], float)                # to the column command
-        act = np.array([0, 0, p.tRP], float)                              # PRE -> ACT
-        # how long a request holds its bank before the next one may start, given the next one's class:
-        # a table over (class, write, next is a hit, last in its bank) when the transfer size is one scalar
         last = np.empty(n, bool)
         last[-1] = True
         last[:-1] = first[1:]
         nxt_hit = np.empty(n, bool)
         nxt_hit[-1] = False
         nxt_hit[:-1] = hit[1:]
-        derate = 1.0 / (1.0 - p.tRFC / p.tREFI)                          # refresh steals bank time
         code = cls + wb.view(np.uint8) * np.uint8(3) + nxt_hit.view(np.uint8) * np.uint8(6) \
             + last.view(np.uint8) * np.uint8(12)
-        c, ww, nh, la = np.unravel_index(np.arange(24), (2, 2, 2, 3))[::-1]
-        rec = np.where(ww == 1, p.tCWL + p.tWR, p.tRTP)
-        change = np.maximum(act[c] + p.tRAS, pre[c] + rec) if p.page_policy == "open" else \
-            np.maximum(act[c] + p.tRC, pre[c] + rec + p.tRP)
-        if scalar:
-            table = np.where(la == 1, 0.0, np.where(nh == 1, pre[c] + max(p.tCCD, burst), change)) * derate
-            hold = table[code]
-        else:
-            table = np.where(la == 1, 0.0, np.where(nh == 1, pre[c], change)) * derate
-            hold = table[code] + ((nh == 1) & (la == 0))[code] * np.maximum(p.tCCD, burst[order]) * derate
-        return (np.cumsum(hold) - hold, cls, pre[cls],
-                (pre + p.tCL + (p.data_cycles - p.tsv_cycles_per_64B))[cls])
+        table, derate, pre, ready_add = _hold_table(p, burst)
+        hold = table[code]
+        if not scalar:
+            hold += (nxt_hit & ~last) * _quantum(np.maximum(p.tCCD, burst[order]) * derate)
+        return np.cumsum(hold) - hold, cls, pre[cls], ready_add[cls]
 
     def _frfcfs_plan(self, p: HMCParams) -> None:
         """For FR-FCFS (:func:`_promote`): each request's row and queue (bank, read or write: Ramulator's vault
@@ -470,16 +516,20 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
                 "row_hits": 0, "row_misses": 0, "row_conflicts": 0, "bytes": 0, "bandwidth_GBps": 0.0,
                 "energy_pJ": 0.0, "activations": 0}
     issue = np.asarray(time, float)
-    step = issue[1:] - issue[:-1]
-    by_time = None
-    if n > 1 and step.min() < 0:                                          # bring the requests into issue order
+    if n > 1 and (issue[1:] < issue[:-1]).any():                         # bring the requests into issue order
         by_time = np.argsort(issue, kind="stable")
         issue, vault, bank, row, write = issue[by_time], vault[by_time], bank[by_time], row[by_time], write[by_time]
         if np.ndim(nbytes):
             nbytes = np.asarray(nbytes)[by_time]
-        step = issue[1:] - issue[:-1]
-    plan = _Plan(vault, bank, row, write, nbytes, p, None if link is None else np.asarray(link)[by_time]
-                 if by_time is not None else link)
+        if link is not None:
+            link = np.asarray(link)[by_time]
+    kern = _kernels()
+    if kern is not None:
+        figures = _stream(kern, issue, vault, bank, row, write, nbytes, p, link)
+        if figures is not None:
+            return figures
+    step = issue[1:] - issue[:-1]
+    plan = _Plan(vault, bank, row, write, nbytes, p, link)
     if plan.links:
         entry, done = _host(issue, step, plan, p)
         return _figures(entry, done, plan, p)
@@ -557,7 +607,7 @@ def _respond(ready: np.ndarray, plan: _Plan) -> np.ndarray:
     if plan.reads == n and np.ndim(plan.link_read) == 0:                 # one service time: values suffice
         t = float(plan.link_read)
         span = float(ready.max()) - lo + t * n + 1.0                      # beyond any (ready - D) spread
-        if 2.0 ** 52 <= span * plan.nlinks + abs(lo):
+        if 2.0 ** 44 <= span * plan.nlinks + abs(lo):
             return _respond_sorted(ready, plan)
         x = plan.link_v * span
         x += ready
@@ -575,7 +625,7 @@ def _respond(ready: np.ndarray, plan: _Plan) -> np.ndarray:
 
 def _respond_sorted(ready: np.ndarray, plan: _Plan) -> np.ndarray:
     span = float(ready.max() - ready.min()) + 1.0
-    o = np.argsort(ready + plan.link_v * span)
+    o = np.argsort(ready + plan.link_v * span, kind="stable")          # ties: vault order
     read = plan.link_read if np.ndim(plan.link_read) == 0 else plan.link_read[plan.vault_order]
     busy = np.where(plan.reads_v, read, plan.link_write)[o]
     out = np.empty(plan.n)
@@ -586,21 +636,61 @@ def _respond_sorted(ready: np.ndarray, plan: _Plan) -> np.ndarray:
 def _figures(entry: np.ndarray, done: np.ndarray, plan: _Plan, p: HMCParams) -> dict:
     """Latency from entering the cube (as Ramulator's: from the accepted send) to the response."""
     n = plan.n
-    cls_counts = np.bincount(plan.cls_now, minlength=3)
-    hits, misses, conflicts = (int(c) for c in cls_counts[:3])
     if plan.reads == n:
         rl = float(done.sum() - entry.sum()) / n
     elif plan.reads:
         rl = float(done[plan.reads_v].sum() - entry[plan.vault_order[plan.reads_v]].sum()) / plan.reads
     else:
         rl = 0.0
-    cycles = float(done.max() - entry.min())
-    total_bytes = plan.bytes
+    return _report(n, plan.reads, plan.bytes, np.bincount(plan.cls_now, minlength=3), rl,
+                   float(done.max() - entry.min()), p)
+
+
+def _report(n: int, reads: int, total_bytes: float, cls_counts, read_latency: float, cycles: float,
+            p: HMCParams) -> dict:
+    hits, misses, conflicts = (int(c) for c in cls_counts[:3])
     activations = misses + conflicts
     energy = activations * p.act_pre_energy_pJ + total_bytes * 8 * (p.dram_pJ_per_bit + p.logic_pJ_per_bit +
                                                                     p.serdes_pJ_per_bit)
-    return {"requests": n, "reads": plan.reads, "writes": plan.writes, "cycles": cycles,
-            "read_latency_avg": rl, "read_latency_ns_avg": rl * p.tCK_ns,
+    return {"requests": n, "reads": reads, "writes": n - reads, "cycles": cycles,
+            "read_latency_avg": read_latency, "read_latency_ns_avg": read_latency * p.tCK_ns,
             "row_hits": hits, "row_misses": misses, "row_conflicts": conflicts, "bytes": int(total_bytes),
             "bandwidth_GBps": total_bytes / (cycles * p.tCK_ns) if cycles else 0.0,
             "energy_pJ": energy, "activations": activations}
+
+
+def _stream(kern, issue, vault, bank, row, write, nbytes, p: HMCParams, link) -> dict | None:
+    """The figures from the compiled streaming pass (:func:`ntframe._jit.stream`), or None when its case does not
+    hold (a request promoted by FR-FCFS, a full vault queue): then the vectorised model answers. The settings
+    below are the vectorised model's, one for one (``_Plan``, ``simulate``, ``_host``). One request a cycle
+    where the vectorised model spaces them changes nothing when they already are."""
+    n = len(issue)
+    vault, bank, write = np.asarray(vault), np.asarray(bank), np.asarray(write)
+    scalar = np.ndim(nbytes) == 0
+    size = np.atleast_1d(np.asarray(nbytes, float))
+    burst = np.ceil(size / 64.0) * p.tsv_cycles_per_64B
+    table, derate, pre, ready_add = _hold_table(p, float(burst[0]) if scalar else burst)
+    links = p.front_end == "single" and p.links > 0
+    if links:
+        q = p.controller_queue if p.queue_per_vault else 0
+        entry_rule, window = 1, 2 * p.controller_queue
+        if q and n > q and not p.request_path_cycles < p.link_buffer_packets - 4:
+            return None                                                   # the link model's rounds always run
+        one_flit = (128.0 / (p.lane_Gbps * p.link_width)) / p.tCK_ns
+        link_read = np.ceil((1.0 + np.ceil(size / 16.0)) * one_flit)
+        link_write = float(np.ceil(one_flit))
+        lk = np.zeros(0, np.int64) if link is None else np.asarray(link)
+    else:
+        q = p.queue_per_vault
+        entry_rule, window = (0 if not q else 1 if p.front_end == "single" else 2), p.queue_per_vault
+        link_read, link_write, lk = np.zeros(1), 0.0, np.zeros(0, np.int64)
+    window = window or n
+    status, cls_counts, reads, sum_done, sum_entry, last, first = kern.stream(
+        issue, vault, bank, np.asarray(row), write, burst, lk, link_read, link_write, p.links if links else 0,
+        entry_rule, table, derate, float(p.tCCD), pre, ready_add, float(p.request_path_cycles),
+        float(p.response_path_cycles), p.page_policy == "open", p.page_policy == "open" and n >= 3, window,
+        q if q and n > q else 0, 1 if links else 0)
+    if status != kern.OK:
+        return None
+    rl = (sum_done - sum_entry) / reads if reads else 0.0
+    return _report(n, reads, float(nbytes) * n if scalar else float(size.sum()), cls_counts, rl, last - first, p)

@@ -1,0 +1,245 @@
+"""The bank model's streaming pass, compiled with numba (optional: the ``fast`` extra).
+
+:func:`stream` computes :func:`ntframe.hmcmodel.simulate`'s figures in one pass over the requests in issue order,
+with a little state per bank, vault, queue and link, instead of the vectorised model's sorts into bank and vault
+order: those are memory-bound gathers, and compiling the same passes (tried) gains only 10-15 %. It covers the
+common case: no request is promoted by FR-FCFS and no vault queue fills, so the first round of the vectorised
+model is its answer (both 1M-request streams of the benchmark and most layer traces). It detects exactly when
+that is not so, with the vectorised model's own tests (``_waiting_hits``; the vault-queue checks of
+``simulate`` and ``_host``) on the same first-come-first-served schedule, and then returns a status and the
+vectorised model answers. The figures are the same to the last bit (times are exact in floating point:
+integer issue times, derated bank times in 1/256 cycles), which a test checks on random traces and layer
+traces.
+
+The orders the vectorised model gets from sorts come from two queues here: the vault's data bus serves in ready
+order (ties: issue order; a calendar queue), the host links in response order (ties: vault order; a binary
+heap). An item leaves a queue only once no later request can precede it: every later request is issued no
+earlier, so its data are ready no sooner than ``issue + request path + the shortest bank-to-data time``.
+The queues are written out in the loop: in numba, a call per request to a helper costs more than the queue.
+
+Imported only when the model first runs (``hmcmodel._kernels``); compiled on the first call for each set of
+argument types (about 4 s) and cached on disk (``NUMBA_CACHE_DIR``, by default ntframe's cache folder).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+OK, PROMOTED, QUEUE_FULL, UNDECIDED = 0, 1, 2, 3   # UNDECIDED: beyond this pass's bounded state (see below)
+
+SLOTS = 1 << 16     # the bus's calendar queue: whole cycles an item may lie ahead of its cursor
+MASK = SLOTS - 1
+RING = 256          # a bank's requests kept for the FR-FCFS test (the window is at most this)
+
+
+@njit(cache=True, nogil=True)
+def stream(issue, vault, bank, row, write, burst, link, link_read, link_write, nlinks, entry_rule, table, derate,
+           tCCD, pre, ready_add, rp, resp, open_page, frfcfs, window, qcap, qkind):
+    """One pass in issue order (``issue`` sorted). ``entry_rule``: 0 enter at issue, 1 one a cycle for the cube,
+    2 one a cycle per vault. ``nlinks`` > 0: responses cross the host links (``link``: each request's, or empty
+    for ``vault % nlinks``; ``link_read`` per request or one value, ``link_write``). ``table``, ``derate``,
+    ``pre``, ``ready_add``: ``hmcmodel._hold_table``; ``burst`` per request or one value (then in the table).
+    ``frfcfs``: test for promotions, searching back ``window`` requests of a bank (the last RING are kept;
+    deeper: status UNDECIDED). ``qcap``: the vault queue bound to test (0: none); ``qkind`` 0 a vault's requests
+    against their bank start times and entry, 1 a vault's read and write queues against column commands and
+    arrival. Returns (status, class counts, reads, sum of read completions, sum of read entries, last completion,
+    first entry)."""
+    n = len(issue)
+    links = nlinks > 0
+    nvaults = 0
+    nbanks_per_vault = 0
+    for i in range(n):
+        nvaults = max(nvaults, np.int64(vault[i]) + 1)             # (unsigned 64-bit indices mix badly)
+        nbanks_per_vault = max(nbanks_per_vault, np.int64(bank[i]) + 1)
+    nbanks = nvaults * nbanks_per_vault
+    ring = 1                                                           # powers of two: masks, not divisions
+    while ring < min(window, RING):
+        ring *= 2
+    qring = 1
+    while qring < qcap:
+        qring *= 2
+    reads = 0
+    cls_count = np.zeros(3, np.int64)
+    sum_done = 0.0
+    sum_entry = 0.0
+    max_done = -np.inf
+    min_entry = np.inf
+    per_burst = len(burst) > 1
+    per_link = len(link_read) > 1
+    given_link = len(link) > 0
+    min_burst = burst.min()
+    min_ready = ready_add.min()
+    # per bank: last start, class, write, row, transfer; the last ``ring`` requests (column command, row, write)
+    b_start = np.zeros(nbanks)
+    b_cls = np.zeros(nbanks, np.int64)
+    b_write = np.zeros(nbanks, np.bool_)
+    b_row = np.zeros(nbanks, np.int64)
+    b_burst = np.zeros(nbanks)
+    b_count = np.zeros(nbanks, np.int64)
+    r_col = np.zeros((nbanks if frfcfs else 1, ring))
+    r_row = np.zeros((nbanks if frfcfs else 1, ring), np.int64)
+    r_write = np.zeros((nbanks if frfcfs else 1, ring), np.bool_)
+    v_entry = np.full(nvaults, -np.inf)
+    v_bus = np.full(nvaults, -np.inf)
+    q_ring = np.zeros((2 * nvaults, qring))
+    q_count = np.zeros(2 * nvaults, np.int64)
+    l_free = np.full(max(nlinks, 1), -np.inf)
+    v_link = np.arange(nvaults) % max(nlinks, 1)            # Ramulator: the vault's link, vault % links
+    bus_head, bus_next, bus_key = np.full(SLOTS, -1, np.int64), np.empty(n, np.int64), np.empty(n)
+    bus_at = np.int64(np.floor(min(issue[0], issue[0] + rp + min_ready))) if n else np.int64(0)
+    res_cap = n if links else 1
+    res_k, res_t, res_v = np.empty(res_cap), np.empty(res_cap, np.int64), np.empty(res_cap, np.int64)
+    bus_n = res_n = 0
+    horizon = -np.inf
+    last_entry = -np.inf
+    for i in range(n):
+        v = np.int64(vault[i])
+        rw = np.int64(row[i])
+        e = issue[i]
+        if entry_rule == 1:
+            e = max(e, last_entry + 1.0)
+            last_entry = e
+        elif entry_rule == 2:
+            e = max(e, v_entry[v] + 1.0)
+            v_entry[v] = e
+        min_entry = min(min_entry, e)
+        a = e + rp
+        w = write[i] != 0
+        bi = burst[i] if per_burst else burst[0]
+        if not w:
+            sum_entry += e
+            reads += 1
+        # the bank, first come first served in issue order
+        b = v * nbanks_per_vault + np.int64(bank[i])
+        k = b_count[b]
+        if k == 0:
+            c = 1
+            s = a
+        else:
+            hit = open_page and rw == b_row[b]
+            c = 0 if hit else (2 if open_page else 1)
+            hold = table[b_cls[b] + 3 * (1 if b_write[b] else 0) + 6 * (1 if hit else 0)]
+            if per_burst and hit:                        # hmcmodel._quantum
+                hold += np.floor(max(tCCD, b_burst[b]) * derate * 256.0 + 0.5) / 256.0
+            s = max(a, b_start[b] + hold)
+        col = s + pre[c]
+        # FR-FCFS: would this request join the run of an earlier one of its queue to the same row?
+        if frfcfs:
+            mask = ring - 1
+            if k >= 2 and r_row[b, (k - 1) & mask] != rw and r_col[b, (k - 2) & mask] >= a:
+                d = 2
+                while d <= window and d <= k:
+                    if d > ring:
+                        return UNDECIDED, cls_count, 0, 0.0, 0.0, 0.0, 0.0
+                    slot = (k - d) & mask
+                    if r_col[b, slot] < a:
+                        break
+                    if r_row[b, slot] == rw and r_write[b, slot] == w:
+                        return PROMOTED, cls_count, 0, 0.0, 0.0, 0.0, 0.0
+                    d += 1
+            slot = k & mask
+            r_col[b, slot], r_row[b, slot], r_write[b, slot] = col, rw, w
+        b_start[b], b_cls[b], b_write[b], b_row[b], b_burst[b] = s, c, w, rw, bi
+        b_count[b] = k + 1
+        cls_count[c] += 1
+        # the vault's queue: full when the request ``qcap`` places ahead in it had not left it
+        if qcap:
+            q = 2 * v + (1 if w else 0) if qkind == 1 else v
+            m = q_count[q]
+            release, now = (col, a) if qkind == 1 else (s, e)
+            if m >= qcap and q_ring[q, (m - qcap) & (qring - 1)] > now:
+                return QUEUE_FULL, cls_count, 0, 0.0, 0.0, 0.0, 0.0
+            q_ring[q, m & (qring - 1)] = release
+            q_count[q] = m + 1
+        # the data bus, in ready order (ties: issue order): a calendar queue (a list per whole cycle in a ring of
+        # SLOTS cycles, each list in order), which the request skips when it goes next anyway. Served: what no
+        # later request can precede (its data are ready no sooner than ``horizon``).
+        key = s + ready_add[c]
+        earlier = horizon
+        horizon = issue[i + 1] + rp + min_ready if i + 1 < n else np.inf
+        direct = key <= horizon and (bus_n == 0 or key <= earlier)   # everything queued is ready after ``earlier``
+        if not direct:
+            bus_key[i] = key
+            cyc = np.int64(np.floor(key))
+            if cyc >= bus_at + SLOTS:
+                return UNDECIDED, cls_count, 0, 0.0, 0.0, 0.0, 0.0
+            prev, cur = -1, bus_head[cyc & MASK]
+            while cur != -1 and bus_key[cur] <= key:
+                prev, cur = cur, bus_next[cur]
+            bus_next[i] = cur
+            if prev == -1:
+                bus_head[cyc & MASK] = i
+            else:
+                bus_next[prev] = i
+            bus_n += 1
+        while True:
+            if direct:
+                r, j = key, i
+                direct = False
+            elif bus_n:
+                j = bus_head[bus_at & MASK]
+                if j == -1:
+                    if bus_at + 1 > horizon:
+                        break
+                    bus_at += 1
+                    continue
+                r = bus_key[j]
+                if r > horizon:
+                    break
+                bus_head[bus_at & MASK] = bus_next[j]
+                bus_n -= 1
+            else:
+                if horizon < np.inf:
+                    bus_at = max(bus_at, np.int64(np.floor(horizon)))
+                break
+            vj = np.int64(vault[j])
+            bj = burst[j] if per_burst else burst[0]
+            start = max(r, v_bus[vj])
+            v_bus[vj] = start + bj
+            done = start + bj + resp
+            if not links:
+                max_done = max(max_done, done)
+                if write[j] == 0:
+                    sum_done += done
+                continue
+            # the host links, in response order (ties: vault order, i.e. by vault, then issue order): a binary
+            # min-heap on (time, vault x n + request)
+            tie, h = vj * n + j, res_n
+            while h > 0:
+                up = (h - 1) >> 1
+                if res_k[up] < done or (res_k[up] == done and res_t[up] < tie):
+                    break
+                res_k[h], res_t[h], res_v[h] = res_k[up], res_t[up], res_v[up]
+                h = up
+            res_k[h], res_t[h], res_v[h] = done, tie, j
+            res_n += 1
+        if links:
+            # every response still to come is from a request ready after the horizon
+            bound = horizon + min_burst + resp
+            while res_n and res_k[0] < bound:
+                r, j = res_k[0], res_v[0]
+                res_n -= 1
+                last_k, last_t, last_v = res_k[res_n], res_t[res_n], res_v[res_n]
+                h = 0
+                while True:
+                    down = 2 * h + 1
+                    if down >= res_n:
+                        break
+                    if down + 1 < res_n and (res_k[down + 1] < res_k[down] or
+                                             (res_k[down + 1] == res_k[down] and res_t[down + 1] < res_t[down])):
+                        down += 1
+                    if last_k < res_k[down] or (last_k == res_k[down] and last_t < res_t[down]):
+                        break
+                    res_k[h], res_t[h], res_v[h] = res_k[down], res_t[down], res_v[down]
+                    h = down
+                res_k[h], res_t[h], res_v[h] = last_k, last_t, last_v
+                lj = np.int64(link[j]) % nlinks if given_link else v_link[np.int64(vault[j])]
+                start = max(r, l_free[lj])
+                if write[j] != 0:
+                    l_free[lj] = start + link_write
+                else:
+                    l_free[lj] = start + (link_read[j] if per_link else link_read[0])
+                    sum_done += start
+                max_done = max(max_done, start)
+    return OK, cls_count, reads, sum_done, sum_entry, max_done, min_entry

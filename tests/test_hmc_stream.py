@@ -1,0 +1,118 @@
+"""The bank model's compiled streaming pass (ntframe._jit, the `fast` extra) against the vectorised model it
+stands in for: the same figures to the last bit wherever it answers, and it declines exactly where the vectorised
+model needs its later rounds (an FR-FCFS promotion, a full vault queue)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ntframe import hmcmodel
+from ntframe.hmcmodel import HMCParams, simulate
+from tests.conftest import EXAMPLE
+
+pytest.importorskip("numba", reason="numba not installed: pip install 'ntframe[fast]' for the compiled pass")
+
+
+@pytest.fixture()
+def kern():
+    k = hmcmodel._kernels()
+    if k is None:
+        pytest.skip("the compiled pass is turned off (NTFRAME_JIT=0)")
+    return k
+
+
+def both(kern, monkeypatch, *args, link=None):
+    """(vectorised figures, streaming figures or None)."""
+    monkeypatch.setattr(hmcmodel, "_kernels", lambda: None)
+    vectorised = simulate(*args, link=link)
+    monkeypatch.undo()
+    time, vault, bank, row, write, nbytes, p = args
+    streamed = hmcmodel._stream(kern, np.asarray(time, float), vault, bank, row, write, nbytes, p, link)
+    return vectorised, streamed
+
+
+def test_streaming_pass_equals_the_vectorised_model_on_random_traces(kern, monkeypatch):
+    """Random traces over both front ends, both page policies, bounded and unbounded queues, reads and writes,
+    one or several transfer sizes: wherever the streaming pass answers, every figure equals the vectorised
+    model's exactly; it answers on a good share of them (the rest need FR-FCFS or queue rounds)."""
+    rng = np.random.default_rng(7)
+    answered = 0
+    for trial in range(120):
+        n = int(rng.integers(3, 1500))
+        vaults, banks, rows = (int(rng.choice(c)) for c in ([1, 2, 4, 32], [1, 2, 8], [1, 2, 4, 64]))
+        time = np.sort(rng.integers(0, n * int(rng.choice([1, 2, 4])), n)).astype(float)
+        vault, bank, row = rng.integers(0, vaults, n), rng.integers(0, banks, n), rng.integers(0, rows, n)
+        write = rng.random(n) < rng.choice([0, 0.3, 0.7])
+        nbytes = 64 if rng.random() < 0.6 else rng.choice([32, 64, 128], n)
+        p = HMCParams(front_end=str(rng.choice(["per-vault", "single"])),
+                      queue_per_vault=int(rng.choice([0, 8, 32])),
+                      page_policy=str(rng.choice(["open", "open", "closed"])))
+        vectorised, streamed = both(kern, monkeypatch, time, vault, bank, row, write, nbytes, p)
+        if streamed is not None:
+            answered += 1
+            assert streamed == vectorised, (trial, p)
+    assert answered >= 30
+
+
+def test_streaming_pass_declines_where_the_vectorised_model_needs_rounds(kern, monkeypatch):
+    p = HMCParams()
+    # FR-FCFS by hand (test_memory): rows 0, 1, 0 in one bank, the third promoted ahead of the second
+    three = (np.array([0.0, 1.0, 2.0]), np.zeros(3, int), np.zeros(3, int), np.array([0, 1, 0]), np.zeros(3, int),
+             64, p)
+    vectorised, streamed = both(kern, monkeypatch, *three)
+    assert streamed is None and vectorised["row_hits"] == 1
+    # 200 reads to one bank, each another row, one a cycle: the 64-request vault queue fills
+    n = 200
+    full = (np.arange(n, dtype=float), np.zeros(n, int), np.zeros(n, int), np.arange(n), np.zeros(n, int), 64, p)
+    assert both(kern, monkeypatch, *full)[1] is None
+    # the same rows spread over 32 vaults x 8 banks: nothing waits, the pass answers
+    spread = (np.arange(n, dtype=float), np.arange(n) % 32, (np.arange(n) // 32) % 8, np.arange(n),
+              np.zeros(n, int), 64, p)
+    vectorised, streamed = both(kern, monkeypatch, *spread)
+    assert streamed == vectorised and streamed["row_misses"] == n
+
+
+@pytest.mark.slow
+def test_streaming_pass_on_the_small_cnn_layer_traces(kern, monkeypatch, tmp_path):
+    """Real traces (the small CNN's layers, the native mapper, both layouts, host and engine front ends): the
+    same figures wherever the pass answers (a third of them or more)."""
+    from ntframe.host import PluginHost
+    from ntframe.runner import map_operation, operations_of, resolve
+    from ntframe.spec import load_spec
+    from ntframe.trace import ADDRESS_MAPPINGS
+    from ntframe.tracegen import TraceGenerator
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(EXAMPLE.read_text().replace("evaluations: 400", "evaluations: 60"))
+    resolved = resolve(load_spec(spec), PluginHost().load())
+    _, ops = operations_of(resolved)
+    ops = {op.name: op for op in ops}
+    answered = []
+    for name in ("conv1.forward", "conv2.forward.bias", "relu2.forward", "relu3.backward_data", "fc1.backward_weight",
+                 "conv3.backward_weight"):
+        mapping, cost, _ = map_operation(resolved, ops[name])
+        for layout in ("vault-local", "interleaved"):
+            gen = TraceGenerator(ops[name], mapping, resolved.architecture, ADDRESS_MAPPINGS["RoCoBaVa"], layout,
+                                 cost.on_die_cycles)
+            recs = np.concatenate(list(gen.chunks()))[:60_000]
+            for p in (HMCParams(front_end="single"), HMCParams()):
+                time = np.arange(len(recs), dtype=float) if p.front_end == "single" else recs["time"]
+                vectorised, streamed = both(kern, monkeypatch, time, recs["vault"], recs["bank"], recs["row"],
+                                            recs["write"], 64, p)
+                if streamed is not None:
+                    answered.append((name, layout, p.front_end))
+                    assert streamed == vectorised, (name, layout, p.front_end)
+    print(f"streaming pass answered {len(answered)} of 24: {answered}")
+    assert len(answered) >= 8
+
+
+def test_jit_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("NTFRAME_JIT", "0")
+    hmcmodel._kernels.cache_clear()
+    try:
+        assert hmcmodel._kernels() is None
+        assert hmcmodel.jit_status() == (False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)")
+    finally:
+        monkeypatch.undo()
+        hmcmodel._kernels.cache_clear()
+    assert hmcmodel.jit_status()[0] is True
