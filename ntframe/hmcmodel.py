@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,12 +98,19 @@ class HMCParams:
                                          # a request leaves it at its column command
 
 
-@functools.cache
+_jit_failure: list[str] = []          # why the compiled pass failed in this process (then numpy alone)
+
+
 def _kernels():
-    """The compiled streaming pass (:mod:`ntframe._jit`) when numba is installed (the ``fast`` extra) and
-    ``NTFRAME_JIT`` is not ``0``; else None. With or without it the figures are the same."""
-    if os.environ.get("NTFRAME_JIT", "1") == "0":
+    """The compiled streaming pass (:mod:`ntframe._jit`) when numba is installed (the ``fast`` extra),
+    ``NTFRAME_JIT`` is not ``0`` and it has not failed in this process; else None. The figures are the same."""
+    if _jit_failure or os.environ.get("NTFRAME_JIT", "1") == "0":
         return None
+    return _load_kernels()
+
+
+@functools.cache
+def _load_kernels():
     if "NUMBA_CACHE_DIR" not in os.environ:                              # read when numba is imported
         from ntframe.cache import cache_folder
         os.environ["NUMBA_CACHE_DIR"] = str(cache_folder() / "numba")
@@ -113,10 +121,21 @@ def _kernels():
     return _jit
 
 
+def _jit_failed(exc: Exception) -> None:
+    """The optional compiled pass failed (numba could not compile or load it, or it raised): warn once, name the
+    switch, and go on with the vectorised model for the rest of the process. Never costs a result."""
+    _jit_failure.append(f"{type(exc).__name__}: {exc}".split("\n")[0])
+    warnings.warn(f"ntframe: the bank model's compiled pass failed ({_jit_failure[0]}); using the vectorised numpy "
+                  "model (the same figures, slower). Set NTFRAME_JIT=0 to skip it, or reinstall numba "
+                  "(pip install 'ntframe[fast]').", RuntimeWarning, stacklevel=3)
+
+
 def jit_status() -> tuple[bool, str]:
     """For ``ntframe doctor``: whether the bank model has its compiled streaming pass, and what to do if not."""
     if os.environ.get("NTFRAME_JIT", "1") == "0":
         return False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)"
+    if _jit_failure:
+        return False, f"failed in this process ({_jit_failure[0]}): set NTFRAME_JIT=0 or reinstall numba"
     try:
         import numba
     except ImportError:
@@ -525,9 +544,13 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
             link = np.asarray(link)[by_time]
     kern = _kernels()
     if kern is not None:
-        figures = _stream(kern, issue, vault, bank, row, write, nbytes, p, link)
-        if figures is not None:
-            return figures
+        try:
+            figures = _stream(kern, issue, vault, bank, row, write, nbytes, p, link)
+        except Exception as exc:    # an optional accelerator (compiled by numba on first use) must not cost results
+            _jit_failed(exc)
+        else:
+            if figures is not None:
+                return figures
     step = issue[1:] - issue[:-1]
     plan = _Plan(vault, bank, row, write, nbytes, p, link)
     if plan.links:

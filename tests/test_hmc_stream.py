@@ -108,11 +108,30 @@ def test_streaming_pass_on_the_small_cnn_layer_traces(kern, monkeypatch, tmp_pat
 
 def test_jit_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("NTFRAME_JIT", "0")
-    hmcmodel._kernels.cache_clear()
-    try:
-        assert hmcmodel._kernels() is None
-        assert hmcmodel.jit_status() == (False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)")
-    finally:
-        monkeypatch.undo()
-        hmcmodel._kernels.cache_clear()
-    assert hmcmodel.jit_status()[0] is True
+    assert hmcmodel._kernels() is None
+    assert hmcmodel.jit_status() == (False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)")
+    monkeypatch.delenv("NTFRAME_JIT")
+    assert hmcmodel._kernels() is not None and hmcmodel.jit_status()[0] is True
+
+
+def test_a_failing_compiled_pass_costs_no_result(kern, monkeypatch):
+    """If numba cannot compile or run the pass, the vectorised model answers, with one warning naming the switch,
+    and the pass is not tried again in the process."""
+    n = 2000
+    args = (np.arange(n, dtype=float), np.arange(n) % 32, (np.arange(n) // 32) % 8, np.arange(n) // 512,
+            np.zeros(n, int), 64, HMCParams())
+    expected = simulate(*args)
+
+    class Broken:
+        OK = 0
+
+        @staticmethod
+        def stream(*_):
+            raise RuntimeError("cannot compile")
+
+    monkeypatch.setattr(hmcmodel, "_load_kernels", lambda: Broken)
+    monkeypatch.setattr(hmcmodel, "_jit_failure", [])
+    with pytest.warns(RuntimeWarning, match="NTFRAME_JIT=0"):
+        assert simulate(*args) == expected
+    assert hmcmodel._kernels() is None
+    assert hmcmodel.jit_status()[1].startswith("failed in this process (RuntimeError: cannot compile)")
