@@ -8,7 +8,9 @@ and the response path. A bank's row buffer follows the page policy: with ``open`
 request to the open row is a hit (``tCL``), to a closed bank a miss (``tRCD + tCL``), to another row a conflict
 (``tRP + tRCD + tCL``); ``closed`` closes the row after every access (every request a miss). How long a request
 keeps its bank busy depends on it and on the next one (``tRAS``, ``tRC``, ``tCCD``, write recovery ``tWR``).
-Refresh takes ``tRFC`` of every ``tREFI`` from every bank (a throughput derating). Queueing at banks and at the
+Refresh takes ``tRFC`` of every ``tREFI`` from every bank (a throughput derating). Not modelled: a vault's
+activation-rate limits (Ramulator's HMC_2500: ACT to ACT ``nRRDS`` 7 / ``nRRDL`` 8 cycles, four per ``nFAW``
+17; docs/memory.md says why), so there is no ``tFAW`` parameter. Queueing at banks and at the
 vault bus is computed exactly for the given issue times with max-plus prefix scans, so the model has no loop
 over requests. Everything that does not depend on the times (orders, row-buffer classes, hold times) is
 computed once per call (``_Plan``); a bounded vault queue that never fills costs no second round.
@@ -66,7 +68,6 @@ class HMCParams:
     tRTP: int = 9
     tWR: int = 19
     tCWL: int = 13
-    tFAW: int = 17
     tRFC: int = 200
     tREFI: int = 9750
     tsv_cycles_per_64B: int = 8          # 32 TSVs x 2.5 Gb/s = 10 GB/s per vault

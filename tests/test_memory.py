@@ -178,3 +178,12 @@ def test_frfcfs_predecessor_search_matches_the_table():
     table = plan.prev_same[j]
     near = (table >= 0) & (j - table <= plan.window)
     assert (direct[near] == table[near]).all() and (direct[~near] == -1).all() and near.any()
+
+
+def test_timings_not_in_the_model_are_refused_by_name():
+    """The bank model has no activation-rate limit (docs/memory.md), so a tFAW override is an error that lists
+    the timings it does have, not a silent no-op."""
+    from ntframe_plugins.hmc_analytic import HMCAnalytic, HMCAnalyticOptions
+    assert HMCAnalytic(HMCAnalyticOptions(timings={"tRCD": 20})).params().tRCD == 20
+    with pytest.raises(ValueError, match=r"unknown timing\(s\) \['tFAW'\]; known: .*'tRCD'"):
+        HMCAnalytic(HMCAnalyticOptions(timings={"tFAW": 30})).params()
