@@ -29,8 +29,8 @@ the draining lowers read latency on the bench's layer traces except conv2.forwar
 rebuilt to serve the older queue head instead: docs/memory.md); a mode timeline fed back from the schedule
 (queue counts, prefix scan over events) did not reach a fixed point, see docs/memory.md.
 
-Speed: with numba installed (the ``fast`` extra) a compiled pass over the requests in issue order
-(:mod:`ntframe._jit`) gives the figures when its case holds (no FR-FCFS promotion, no vault queue full: the
+Speed: with numba installed (the ``fast`` extra), on traces of ``STREAM_MIN_REQUESTS`` or more, a compiled pass
+over the requests in issue order (:mod:`ntframe._jit`) gives the figures when its case holds (no FR-FCFS promotion, no vault queue full: the
 vectorised model's first round is then its answer), else the vectorised model runs; the two agree to the last
 bit. Derated bank times are rounded to 1/256 cycle so that every time is exact in floating point.
 
@@ -100,6 +100,10 @@ class HMCParams:
 
 
 _jit_failure: list[str] = []          # why the compiled pass failed in this process (then numpy alone)
+STREAM_MIN_REQUESTS = 200_000
+"""Traces this long or longer try the compiled pass first. Shorter ones take the vectorised model only: it
+needs tens of milliseconds there, less than loading the compiled pass (about 0.3 s per process, 4 s the first
+time it is compiled). The figures are the same either way."""
 
 
 def _kernels():
@@ -543,7 +547,7 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
             nbytes = np.asarray(nbytes)[by_time]
         if link is not None:
             link = np.asarray(link)[by_time]
-    kern = _kernels()
+    kern = _kernels() if n >= STREAM_MIN_REQUESTS else None
     if kern is not None:
         try:
             figures = _stream(kern, issue, vault, bank, row, write, nbytes, p, link)

@@ -106,6 +106,15 @@ def test_streaming_pass_on_the_small_cnn_layer_traces(kern, monkeypatch, tmp_pat
     assert len(answered) >= 8
 
 
+def test_short_traces_do_not_load_the_compiled_pass(monkeypatch):
+    """Below STREAM_MIN_REQUESTS the vectorised model answers alone (loading the pass would cost more)."""
+    calls = []
+    monkeypatch.setattr(hmcmodel, "_kernels", lambda: calls.append(1))
+    n = 1000
+    simulate(np.arange(n, dtype=float), np.arange(n) % 32, np.zeros(n, int), np.zeros(n, int), np.zeros(n, int))
+    assert not calls and hmcmodel.STREAM_MIN_REQUESTS >= 100_000
+
+
 def test_jit_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("NTFRAME_JIT", "0")
     assert hmcmodel._kernels() is None
@@ -129,6 +138,7 @@ def test_a_failing_compiled_pass_costs_no_result(kern, monkeypatch):
         def stream(*_):
             raise RuntimeError("cannot compile")
 
+    monkeypatch.setattr(hmcmodel, "STREAM_MIN_REQUESTS", 0)
     monkeypatch.setattr(hmcmodel, "_load_kernels", lambda: Broken)
     monkeypatch.setattr(hmcmodel, "_jit_failure", [])
     with pytest.warns(RuntimeWarning, match="NTFRAME_JIT=0"):
