@@ -102,8 +102,9 @@ def against_ramulator(tmp: Path) -> None:
                          64, HMCParams(front_end="single"), None)
         print(f"  compiled pass ready in {time.perf_counter() - t0:.2f} s (numba imported; the pass compiled, or "
               f"loaded from numba's cache); used from {hmcmodel.STREAM_MIN_REQUESTS:,} requests")
+    ramulator_head = "  | Ramulator GB/s  lat cyc  hits      s  | d bw    d lat   speed  numpy"
     print(f"  {'trace':36s} {'requests':>9} {'model GB/s':>10} {'lat cyc':>8} {'hits':>5} {'s':>6} {'pass':>10} "
-          f"{'numpy s':>7}" + ("  | Ramulator GB/s  lat cyc  hits      s  | d bw    d lat   speed  numpy" if exe else ""))
+          f"{'numpy s':>7}" + (ramulator_head if exe else ""))
     for name, recs in cases.items():
         m, dt, answered = timed(recs, kern)
         m_np, dt_np, _ = timed(recs, None)

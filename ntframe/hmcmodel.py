@@ -30,9 +30,10 @@ rebuilt to serve the older queue head instead: docs/memory.md); a mode timeline 
 (queue counts, prefix scan over events) did not reach a fixed point, see docs/memory.md.
 
 Speed: with numba installed (the ``fast`` extra), on traces of ``STREAM_MIN_REQUESTS`` or more, a compiled pass
-over the requests in issue order (:mod:`ntframe._jit`) gives the figures when its case holds (no FR-FCFS promotion, no vault queue full: the
-vectorised model's first round is then its answer), else the vectorised model runs; the two agree to the last
-bit. Derated bank times are rounded to 1/256 cycle so that every time is exact in floating point.
+over the requests in issue order (:mod:`ntframe._jit`) gives the figures when its case holds (no FR-FCFS
+promotion, no vault queue full: the vectorised model's first round is then its answer), else the vectorised
+model runs; the two agree to the last bit. Derated bank times are rounded to 1/256 cycle so that every time is
+exact in floating point.
 
 Energy: activate + precharge per activation, and per bit read or written (DRAM array + TSV), plus the logic
 die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
