@@ -199,6 +199,21 @@ def _hold_table(p: HMCParams, burst) -> tuple[np.ndarray, float, np.ndarray, np.
     return table, derate, pre, pre + p.tCL + (p.data_cycles - p.tsv_cycles_per_64B)
 
 
+def _frfcfs_window(p: HMCParams, n: int) -> int:
+    """How many of a bank's earlier requests FR-FCFS looks back over: a vault's queue capacity
+    (``controller_queue`` reads plus as many writes with the host links, else ``queue_per_vault``; 0: all)."""
+    window = 2 * p.controller_queue if p.front_end == "single" and p.links > 0 else p.queue_per_vault
+    return window or n
+
+
+def _link_times(p: HMCParams, nbytes) -> tuple[np.ndarray, float]:
+    """Cycles a response holds its host link (sent whole, one at a time per link, ceil(FLITs x one FLIT's time):
+    LogicLayer.cpp LinkMaster::send; one FLIT = 128 bits over ``link_width`` lanes at ``lane_Gbps``): a read's,
+    1 + data FLITs of 16 bytes (per request when ``nbytes`` is), and a write's, one FLIT."""
+    one_flit = (128.0 / (p.lane_Gbps * p.link_width)) / p.tCK_ns
+    return np.ceil((1.0 + np.ceil(np.asarray(nbytes, float) / 16.0)) * one_flit), float(np.ceil(one_flit))
+
+
 def _quantum(cycles):
     """Derated times rounded to 1/256 cycle: with integer issue times every sum and maximum of the model is then
     exact in floating point, so the vectorised and the streaming model (and any order of summation) give the
@@ -299,8 +314,7 @@ class _Plan:
         self.frfcfs = p.page_policy == "open" and self.n >= 3
         if not self.frfcfs:
             return
-        window = 2 * p.controller_queue if p.front_end == "single" and p.links > 0 else p.queue_per_vault
-        self.window = window or self.n
+        self.window = _frfcfs_window(p, self.n)
         self.qb = None
         if self.writes_any:
             self.qb = np.repeat(self.bank_ids * 2, self.bank_counts)
@@ -368,12 +382,8 @@ class _Plan:
             inverse = np.empty(n, np.intp)
             inverse[self.order] = np.arange(n)
             self.queue_pos = inverse[qorder]                               # bank-order position, queue order
-        # responses: sent whole, one at a time per link, ceil(FLITs x one FLIT's time) cycles apiece
-        # (LogicLayer.cpp LinkMaster::send; one FLIT = 128 bits over link_width lanes at lane_Gbps)
-        one_flit = (128.0 / (p.lane_Gbps * p.link_width)) / p.tCK_ns
         self.link_v, self.nlinks = self.lk[self.vault_order], p.links
-        self.link_read = np.ceil((1.0 + self.data_flits) * one_flit)      # a read's response (scalar or per
-        self.link_write = float(np.ceil(one_flit))                        # request, issue order); a write's
+        self.link_read, self.link_write = _link_times(p, nbytes)         # (scalar or per request, issue order)
         self.link_order = None
 
     def _link_buffers(self, p: HMCParams) -> None:
@@ -702,23 +712,20 @@ def _stream(kern, issue, vault, bank, row, write, nbytes, p: HMCParams, link) ->
     links = p.front_end == "single" and p.links > 0
     if links:
         q = p.controller_queue if p.queue_per_vault else 0
-        entry_rule, window = 1, 2 * p.controller_queue
+        entry_rule = 1
         if q and n > q and not p.request_path_cycles < p.link_buffer_packets - 4:
             return None                                                   # the link model's rounds always run
-        one_flit = (128.0 / (p.lane_Gbps * p.link_width)) / p.tCK_ns
-        link_read = np.ceil((1.0 + np.ceil(size / 16.0)) * one_flit)
-        link_write = float(np.ceil(one_flit))
+        link_read, link_write = _link_times(p, size)
         lk = np.zeros(0, np.int64) if link is None else np.asarray(link)
     else:
         q = p.queue_per_vault
-        entry_rule, window = (0 if not q else 1 if p.front_end == "single" else 2), p.queue_per_vault
+        entry_rule = 0 if not q else 1 if p.front_end == "single" else 2
         link_read, link_write, lk = np.zeros(1), 0.0, np.zeros(0, np.int64)
-    window = window or n
     status, cls_counts, reads, sum_done, sum_entry, last, first = kern.stream(
         issue, vault, bank, np.asarray(row), write, burst, lk, link_read, link_write, p.links if links else 0,
         entry_rule, table, derate, float(p.tCCD), pre, ready_add, float(p.request_path_cycles),
-        float(p.response_path_cycles), p.page_policy == "open", p.page_policy == "open" and n >= 3, window,
-        q if q and n > q else 0, 1 if links else 0)
+        float(p.response_path_cycles), p.page_policy == "open", p.page_policy == "open" and n >= 3,
+        _frfcfs_window(p, n), q if q and n > q else 0, 1 if links else 0)
     if status != kern.OK:
         return None
     rl = (sum_done - sum_entry) / reads if reads else 0.0
