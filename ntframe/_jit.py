@@ -64,7 +64,6 @@ def stream(issue, vault, bank, row, write, burst, link, link_read, link_write, n
     sum_done = 0.0
     sum_entry = 0.0
     max_done = -np.inf
-    min_entry = np.inf
     per_burst = len(burst) > 1
     per_link = len(link_read) > 1
     given_link = len(link) > 0
@@ -103,7 +102,6 @@ def stream(issue, vault, bank, row, write, burst, link, link_read, link_write, n
         elif entry_rule == 2:
             e = max(e, v_entry[v] + 1.0)
             v_entry[v] = e
-        min_entry = min(min_entry, e)
         a = e + rp
         w = write[i] != 0
         bi = burst[i] if per_burst else burst[0]
@@ -127,7 +125,7 @@ def stream(issue, vault, bank, row, write, burst, link, link_read, link_write, n
         # FR-FCFS: would this request join the run of an earlier one of its queue to the same row?
         if frfcfs:
             mask = ring - 1
-            if k >= 2 and r_row[b, (k - 1) & mask] != rw and r_col[b, (k - 2) & mask] >= a:
+            if k >= 2 and b_row[b] != rw and r_col[b, (k - 2) & mask] >= a:   # b_row: the last one's row
                 d = 2
                 while d <= window and d <= k:
                     if d > ring:
@@ -242,4 +240,4 @@ def stream(issue, vault, bank, row, write, burst, link, link_read, link_write, n
                     l_free[lj] = start + (link_read[j] if per_link else link_read[0])
                     sum_done += start
                 max_done = max(max_done, start)
-    return OK, cls_count, reads, sum_done, sum_entry, max_done, min_entry
+    return OK, cls_count, reads, sum_done, sum_entry, max_done, issue[0] if n else 0.0   # first in: first issued
