@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ntframe.ir import PHASES, Phase
-from ntframe.training import expand
+from ntframe.workload.ir import PHASES, Phase
+from ntframe.workload.training import expand
 
 
 def best(fn, repeat: int) -> tuple[float, object]:

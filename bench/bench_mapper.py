@@ -67,8 +67,8 @@ def main() -> None:
 
 
 def reference_layers():
-    from ntframe.ir import PHASES
-    from ntframe.training import expand
+    from ntframe.workload.ir import PHASES
+    from ntframe.workload.training import expand
     from ntframe_plugins.zoo import ZOO
     nets = {"vgg16": ZOO["vgg16"][1](ZOO["vgg16"][0]()).build(16),
             "lstm_lm": ZOO["lstm_lm"][1](ZOO["lstm_lm"][0]()).build(16)}
@@ -84,11 +84,11 @@ def reference_layers():
 
 
 def quality() -> None:
-    from ntframe.arch import load_architecture
     from ntframe.components import Budget
-    from ntframe.mapspace import Problem
+    from ntframe.hardware.architecture import load_architecture
+    from ntframe.mapping.mapspace import Problem
+    from ntframe.mapping.search import Constraints, Space
     from ntframe.paths import shipped_root
-    from ntframe.search import Constraints, Space
     from ntframe_plugins.dataflow_mapper import DataflowMapper
     from ntframe_plugins.native_cost import NativeCostModel
     from ntframe_plugins.native_mapper import NativeMapper
@@ -110,10 +110,11 @@ def quality() -> None:
 
 def throughput() -> None:
     import numpy as np
-    from ntframe.arch import load_architecture
-    from ntframe.mapspace import Problem, from_batch
+
+    from ntframe.hardware.architecture import load_architecture
+    from ntframe.mapping.mapspace import Problem, from_batch
+    from ntframe.mapping.search import Constraints, Space
     from ntframe.paths import shipped_root
-    from ntframe.search import Constraints, Space
     from ntframe_plugins.native_cost import NativeCostModel
     arch = load_architecture(shipped_root() / "arch_specs/neurotrainer/hmc2-32vault.yaml")
     op = reference_layers()[0]

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ntframe import hmcmodel
-from ntframe.hmcmodel import HMCParams, simulate
-from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter, records
+from ntframe.memory import hmc_bank
+from ntframe.memory.hmc_bank import HMCParams, simulate
+from ntframe.memory.trace import ADDRESS_MAPPINGS, TraceWriter, records
 
 ROOT = Path(__file__).resolve().parent.parent
 M = ADDRESS_MAPPINGS["RoCoBaVa"]
@@ -39,8 +39,8 @@ def resolved(spec_text: str, tmp: Path):
 
 
 def generation_rate(tmp: Path) -> None:
+    from ntframe.memory.tracegen import TraceGenerator
     from ntframe.runner import map_operation, operations_of
-    from ntframe.tracegen import TraceGenerator
     r = resolved("version: 1\nname: v\nworkload: {frontend: zoo, network: vgg16, batch: 16}\n"
                  "architecture: {spec: neurotrainer/hmc2-32vault}\nmapper: {budget: {evaluations: 300}}\n", tmp)
     _, ops = operations_of(r)
@@ -79,8 +79,8 @@ def against_ramulator(tmp: Path) -> None:
     streams = {"sequential 1M": np.arange(n, dtype=np.uint64) * np.uint64(64),
                "random 1M": rng.integers(0, 1 << 26, n).astype(np.uint64) * np.uint64(64)}
     cases = {k: records(np.arange(n, dtype=np.uint64), a, np.zeros(n, np.uint8), M) for k, a in streams.items()}
+    from ntframe.memory.tracegen import TraceGenerator
     from ntframe.runner import map_operation, operations_of
-    from ntframe.tracegen import TraceGenerator
     r = resolved((ROOT / "examples" / "small-cnn.yaml").read_text(), tmp)
     _, ops = operations_of(r)
     for name in ("conv2.forward", "conv3.backward_weight", "relu1.backward_data"):
@@ -93,15 +93,15 @@ def against_ramulator(tmp: Path) -> None:
             cases[f"{name} {layout}"] = recs
     print("\nbank-level model vs Ramulator 1 (hmc branch, HMC-config.cfg; one request per memory cycle)")
     t0 = time.perf_counter()
-    kern = hmcmodel._kernels()
+    kern = hmc_bank._kernels()
     if kern is None:
         print("  (numba not installed or NTFRAME_JIT=0: the vectorised model only; pip install 'ntframe[fast]')")
     else:
         recs = next(iter(cases.values()))[:1000]
-        hmcmodel._stream(kern, recs["time"].astype(float), recs["vault"], recs["bank"], recs["row"], recs["write"],
+        hmc_bank._stream(kern, recs["time"].astype(float), recs["vault"], recs["bank"], recs["row"], recs["write"],
                          64, HMCParams(front_end="single"), None)
         print(f"  compiled pass ready in {time.perf_counter() - t0:.2f} s (numba imported; the pass compiled, or "
-              f"loaded from numba's cache); used from {hmcmodel.STREAM_MIN_REQUESTS:,} requests")
+              f"loaded from numba's cache); used from {hmc_bank.STREAM_MIN_REQUESTS:,} requests")
     ramulator_head = "  | Ramulator GB/s  lat cyc  hits      s  | d bw    d lat   speed  numpy"
     print(f"  {'trace':36s} {'requests':>9} {'model GB/s':>10} {'lat cyc':>8} {'hits':>5} {'s':>6} {'pass':>10} "
           f"{'numpy s':>7}" + (ramulator_head if exe else ""))
@@ -129,10 +129,10 @@ def model(recs):
 
 def timed(recs, kern, repeats: int = 3):
     """The model's figures, its best wall time of ``repeats``, and which pass answered: ``streaming`` (the
-    compiled pass), ``vectorised`` after it declined, ``short`` (below hmcmodel.STREAM_MIN_REQUESTS the
+    compiled pass), ``vectorised`` after it declined, ``short`` (below hmc_bank.STREAM_MIN_REQUESTS the
     vectorised model answers alone), or ``numpy`` (``kern`` None: the vectorised model alone)."""
-    saved = hmcmodel._kernels
-    hmcmodel._kernels = lambda: kern
+    saved = hmc_bank._kernels
+    hmc_bank._kernels = lambda: kern
     try:
         best = float("inf")
         for _ in range(repeats):
@@ -140,12 +140,12 @@ def timed(recs, kern, repeats: int = 3):
             m = model(recs)
             best = min(best, time.perf_counter() - t0)
     finally:
-        hmcmodel._kernels = saved
+        hmc_bank._kernels = saved
     if kern is None:
         return m, best, "numpy"
-    if len(recs) < hmcmodel.STREAM_MIN_REQUESTS:
+    if len(recs) < hmc_bank.STREAM_MIN_REQUESTS:
         return m, best, "short"                         # the vectorised model alone (cheaper than the pass)
-    streamed = hmcmodel._stream(kern, recs["time"].astype(float), recs["vault"], recs["bank"], recs["row"],
+    streamed = hmc_bank._stream(kern, recs["time"].astype(float), recs["vault"], recs["bank"], recs["row"],
                                 recs["write"], 64, HMCParams(front_end="single"), None)
     return m, best, "streaming" if streamed is not None else "vectorised"
 

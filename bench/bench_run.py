@@ -57,10 +57,10 @@ def main() -> None:
     run_budget1_s = time.perf_counter() - t0
     loaded.spec.mapper.budget = budget
 
-    from ntframe.ir import Phase
-    from ntframe.mapping import Mapping
-    from ntframe.training import expand
     from ntframe.components import WorkloadRequest
+    from ntframe.mapping.mapping import Mapping
+    from ntframe.workload.ir import Phase
+    from ntframe.workload.training import expand
     network = resolved.component("workload").load(WorkloadRequest(loaded.spec.workload.batch, loaded.dir))
     ops = {o.name: o for o in expand(network, [Phase.forward], resolved.architecture.precision_bits)}
     row = next(o for o in doc["operations"] if o["name"] == "conv2.forward")

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ntframe.timeloop import parse_stats
+from ntframe.interop.timeloop import parse_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -150,11 +150,11 @@ def cmd_workloads(args: argparse.Namespace) -> int:
     if args.name not in catalog:
         raise SpecError(f"no workload named '{args.name}'; known: {', '.join(catalog)}"
                         f"{did_you_mean(args.name, list(catalog))}")
-    from ntframe.arch import load_architecture
     from ntframe.components import WorkloadRequest
-    from ntframe.ir import PHASES, Phase
+    from ntframe.hardware.architecture import load_architecture
     from ntframe.paths import resolve_path
-    from ntframe.training import activation_stash, expand
+    from ntframe.workload.ir import PHASES, Phase
+    from ntframe.workload.training import activation_stash, expand
     from ntframe.yamlio import Positions, validate
     frontend, _, options = catalog[args.name]
     reg = host.get("workload_frontend", frontend)
@@ -217,9 +217,9 @@ def _operation(resolved, args: argparse.Namespace):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from ntframe.interop.timeloop import export
     from ntframe.results import to_jsonable
     from ntframe.runner import map_operation
-    from ntframe.timeloop import export
     resolved = _load(args.spec)
     op = _operation(resolved, args)
     import dataclasses
@@ -238,7 +238,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter, inspect, mapping_named
+    from ntframe.memory.trace import ADDRESS_MAPPINGS, TraceWriter, inspect, mapping_named
     if args.spec == "inspect":
         if not args.file:
             raise SpecError("usage: ntframe trace inspect FILE")
@@ -254,8 +254,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
               f"vaults used {sum(1 for b in per_vault if b)}")
         print(f"{'header':28s} {json.dumps(header)}")
         return 0
+    from ntframe.memory.tracegen import TraceGenerator
     from ntframe.runner import map_operation
-    from ntframe.tracegen import TraceGenerator
     if not (args.layer and args.phase and args.output):
         raise SpecError("ntframe trace SPEC needs --layer, --phase and -o FILE")
     resolved = _load(args.spec)
@@ -280,8 +280,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ntframe import compare
     from ntframe.runner import output_folder
+    from ntframe.studies import compare
     if bool(args.cost_models) == bool(args.mappers):
         raise SpecError("ntframe compare needs exactly one of --cost-models A,B,... or --mappers A,B,...")
     host = _host()
@@ -317,8 +317,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     import importlib.util
     import os
-    from ntframe.external import find_binary
+
     from ntframe.errors import ToolError
+    from ntframe.interop.external import find_binary
     rows = []
     checks = [("ramulator", "NTFRAME_RAMULATOR", ["ramulator"],
                "build the hmc branch of CMU-SAFARI/ramulator; set NTFRAME_RAMULATOR=/path/to/ramulator"),
@@ -338,7 +339,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         spec = importlib.util.find_spec(module)
         rows.append((f"python: {module}", "found" if spec else "missing",
                      (spec.origin or "") if spec else f"pip install 'ntframe[{extra}]'"))
-    from ntframe.hmcmodel import jit_status
+    from ntframe.memory.hmc_bank import jit_status
     compiled, detail = jit_status()
     rows.append(("bank model: compiled pass", "found" if compiled else "missing", detail))
     host = _host()

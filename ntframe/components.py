@@ -14,10 +14,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
-from ntframe.arch import Architecture
-from ntframe.ir import Network, Operation
-from ntframe.mapping import Mapping
+from ntframe.hardware.architecture import Architecture
+from ntframe.mapping.mapping import Mapping
 from ntframe.results import ComputeCost, DramTraffic, MemoryCost, SearchResult
+from ntframe.workload.ir import Network, Operation
 
 
 class NoOptions(BaseModel):
@@ -89,41 +89,9 @@ class CostModel(Component):
 
     def evaluate_batch(self, problem, batch, architecture: Architecture):
         """Optional, for fast searches: ``(energy_pJ[B], cycles[B])`` numpy arrays for a
-        :class:`ntframe.mapspace.MappingBatch` of ``problem`` (an :class:`ntframe.mapspace.Problem`), or None
+        :class:`ntframe.mapping.mapspace.MappingBatch` of ``problem`` (an :class:`ntframe.mapping.mapspace.Problem`), or None
         when not supported (searchers then call :meth:`evaluate` per mapping)."""
         return None
-
-
-def batch_evaluator(cost_model: "CostModel", architecture: Architecture):
-    """A searcher's view of a cost model: a function (problem, batch) -> (energy_pJ[B], cycles[B])."""
-    import numpy as np
-
-    from ntframe.mapspace import from_batch
-
-    def evaluate(problem, batch):
-        got = cost_model.evaluate_batch(problem, batch, architecture)
-        if got is not None:
-            return got
-        costs = [cost_model.evaluate(problem.op, from_batch(problem, batch, architecture, i), architecture)
-                 for i in range(len(batch))]
-        return np.array([c.energy_pJ for c in costs]), np.array([c.cycles for c in costs])
-    return evaluate
-
-
-def vault_split(operation: Operation, architecture: Architecture, cost_model: "CostModel", budget: Budget, seed: int,
-                objective: str, option: str | dict[str, int], tag: str) -> tuple[tuple[str, int], ...]:
-    """The split over the outermost level's instances (the vaults) for searchers that model one vault (external
-    mappers): ``option`` as explicit factors, or (``"search"``) the split of the best mapping ntframe's own search
-    finds with ``cost_model`` in a quarter of the budget (at least 200 evaluations)."""
-    if isinstance(option, dict):
-        return tuple(option.items())
-    from ntframe.mapspace import Problem, from_batch
-    from ntframe.search import Constraints, search
-    problem = Problem(operation)
-    found = search(problem, architecture, batch_evaluator(cost_model, architecture),
-                   evaluations=max(200, budget.evaluations // 4), seconds=budget.seconds, seed=seed,
-                   objective=objective, constraints=Constraints(), tag=tag)
-    return from_batch(problem, found.batch, architecture, 0).levels[0].spatial
 
 
 class MappingSearcher(Component):

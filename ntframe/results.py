@@ -58,8 +58,8 @@ class DramTraffic:
     write_bytes_by_tensor: dict[str, int]
     vaults: int                     # memory-level instances the traffic is spread evenly over
     compute_cycles: float           # how long the logic die computes meanwhile (for issue timing)
-    op: Any = None                  # ntframe.ir.Operation: for backends that simulate a request trace
-    mapping: Any = None             # ntframe.mapping.Mapping
+    op: Any = None                  # ntframe.workload.ir.Operation: for backends that simulate a request trace
+    mapping: Any = None             # ntframe.mapping.mapping.Mapping
 
     @property
     def read_bytes(self) -> int:
@@ -87,7 +87,7 @@ class MemoryCost:
 class SearchResult:
     """What a mapping searcher returns."""
 
-    mapping: Any                    # ntframe.mapping.Mapping
+    mapping: Any                    # ntframe.mapping.mapping.Mapping
     cost: ComputeCost
     evaluated: int
     valid: int
@@ -97,7 +97,7 @@ class SearchResult:
 
 
 def bytes_by_tensor(op: Any, bytes_by_name: dict[str, float]) -> dict[str, int]:
-    """Bytes per data space of ``op`` (an :class:`ntframe.ir.Operation`) -> bytes per tensor, as
+    """Bytes per data space of ``op`` (an :class:`ntframe.workload.ir.Operation`) -> bytes per tensor, as
     :class:`ComputeCost` and the memory backends key them; zeros left out."""
     out: dict[str, int] = {}
     for t in op.tensors:

@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ntframe import __version__
-from ntframe.arch import Architecture, load_architecture
+from ntframe.cache import MappingCache, cache_folder
 from ntframe.components import Component, CostModel, WorkloadRequest
 from ntframe.errors import NtframeError, PluginError, SpecError
+from ntframe.hardware.architecture import Architecture, load_architecture
 from ntframe.host import PluginHost, Registered
-from ntframe.cache import MappingCache, cache_folder
-from ntframe.ir import Network, Operation
-from ntframe.mapping import Mapping
+from ntframe.mapping.mapping import Mapping
 from ntframe.paths import resolve_path
 from ntframe.results import DramTraffic, MemoryCost, to_jsonable
 from ntframe.spec import SELECTORS, LoadedSpec, canonical_hash
-from ntframe.training import activation_stash, expand
+from ntframe.workload.ir import Network, Operation
+from ntframe.workload.training import activation_stash, expand
 from ntframe.yamlio import validate
 
 OVERLAP = "full: cycles = max(on-die, memory)"

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from ntframe.components import Budget
-from ntframe.ir import PHASES, Phase
+from ntframe.workload.ir import PHASES, Phase
 from ntframe.yamlio import Positions, load_yaml, validate
 
 

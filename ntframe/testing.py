@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ntframe.arch import Architecture, load_architecture
-from ntframe.ir import Operation
+from ntframe.hardware.architecture import Architecture, load_architecture
+from ntframe.workload.ir import Operation
 
 
 def execute_macs(op: Operation, arrays: dict[str, np.ndarray]) -> np.ndarray:

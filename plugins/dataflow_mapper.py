@@ -3,7 +3,7 @@
 One homogeneous fabric, a different data flow per training phase: for each phase and operation kind a
 template fixes *which* loops are split across the vaults (the outermost level's instances), across the
 processing engines (every other spatial fan-out), and which loops sit innermost in the engines' register files;
-the search (:mod:`ntframe.search`) then chooses the free tiling factors, the remaining loop orders and the
+the search (:mod:`ntframe.mapping.search`) then chooses the free tiling factors, the remaining loop orders and the
 bypasses under the same seed and budget as the native mapper. With ``Out`` the tensor an operation writes and
 ``W`` its weight (a tensor without the batch dimension ``N``):
 
@@ -26,12 +26,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 import ntframe
-from ntframe.arch import Architecture
 from ntframe.components import Budget, CostModel, MappingSearcher
-from ntframe.ir import Operation, OpKind, Phase
-from ntframe.mapspace import Problem
+from ntframe.hardware import Architecture
+from ntframe.mapping.mapspace import Problem
+from ntframe.mapping.search import Constraints
 from ntframe.results import SearchResult
-from ntframe.search import Constraints
+from ntframe.workload import Operation, OpKind, Phase
 
 
 class DataflowOptions(BaseModel):

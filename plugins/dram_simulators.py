@@ -1,7 +1,7 @@
 """``ramulator`` and ``dramsim3`` memory backends: the operation's HMC request trace, simulated by the real
 programs through a subprocess.
 
-Both take the trace that ``hmc-analytic`` simulates (:mod:`ntframe.tracegen`: the mapping's DRAM-level tile
+Both take the trace that ``hmc-analytic`` simulates (:mod:`ntframe.memory.tracegen`: the mapping's DRAM-level tile
 schedule, sampled in windows when an operation has more than ``max_requests`` requests, and scaled back), write
 it in the simulator's own format with a configuration generated from the options, run the program (an argv
 list, a timeout, a fresh working folder), and parse its statistics. A missing program fails before any work,
@@ -32,14 +32,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 import ntframe
-from ntframe.arch import Architecture
 from ntframe.components import MemoryBackend
 from ntframe.errors import ToolError
-from ntframe.external import cleanup, find_binary, parse_failure, run_tool, workdir
-from ntframe.hmcmodel import HMCParams
+from ntframe.hardware import Architecture
+from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
+from ntframe.memory.hmc_bank import HMCParams
+from ntframe.memory.trace import ADDRESS_MAPPINGS, TraceWriter
+from ntframe.memory.tracegen import arch_memory_ratio, sample_traffic
 from ntframe.results import DramTraffic, MemoryCost
-from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter
-from ntframe.tracegen import arch_memory_ratio, sample_traffic
 
 RAMULATOR_FIX = ("build the hmc branch of CMU-SAFARI/ramulator and set NTFRAME_RAMULATOR=/path/to/ramulator "
                  "(or put 'ramulator' on PATH)")

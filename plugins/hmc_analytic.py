@@ -1,7 +1,7 @@
 """``hmc-analytic`` memory backend (the embedded default): HMC vaults at bank level, from a request trace.
 
-The operation's requests come from its mapping's DRAM-level tile schedule (:mod:`ntframe.tracegen`: layout,
-address mapping, issue times paced by the compute model); the bank-level model (:mod:`ntframe.hmcmodel`:
+The operation's requests come from its mapping's DRAM-level tile schedule (:mod:`ntframe.memory.tracegen`: layout,
+address mapping, issue times paced by the compute model); the bank-level model (:mod:`ntframe.memory.hmc_bank`:
 row-buffer state under the page policy, HMC 2.1 timings, TSV bandwidth per vault, refresh, energy per
 activation and per bit) gives the time to serve them and the energy. Large operations are sampled: windows of
 steps spread over the operation (``max_requests`` in all), scaled to the whole; the spread between windows is
@@ -18,12 +18,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 import ntframe
-from ntframe.arch import Architecture
 from ntframe.components import MemoryBackend
-from ntframe.hmcmodel import HMCParams, simulate
+from ntframe.hardware import Architecture
+from ntframe.memory.hmc_bank import HMCParams, simulate
+from ntframe.memory.trace import ADDRESS_MAPPINGS
+from ntframe.memory.tracegen import arch_memory_ratio, sample_traffic
 from ntframe.results import DramTraffic, MemoryCost
-from ntframe.trace import ADDRESS_MAPPINGS
-from ntframe.tracegen import arch_memory_ratio, sample_traffic
 
 
 class HMCAnalyticOptions(BaseModel):
@@ -37,7 +37,7 @@ class HMCAnalyticOptions(BaseModel):
     """Requests simulated per operation at most (the rest is sampled)."""
     windows: PositiveInt = 4
     timings: dict[str, float] = {}
-    """Overrides of the HMC timings and constants (names of ntframe.hmcmodel.HMCParams, e.g. tCL)."""
+    """Overrides of the HMC timings and constants (names of ntframe.memory.hmc_bank.HMCParams, e.g. tCL)."""
     vault_bandwidth_GBps: PositiveFloat | None = None
     """stream model: per-vault bandwidth; default: the architecture's DRAM level."""
     access_latency_ns: float = Field(40.0, ge=0)

@@ -14,7 +14,7 @@ network:
 Each layer takes the previous layer as its input unless it names ``inputs`` (a list of layer or input names:
 that is how residual connections, concatenations and attention's query/key/value are written). Layer types:
 conv, linear (alias fc), pool, batchnorm, layernorm, relu, gelu, sigmoid, tanh, add, concat, reshape,
-embedding, lstm, gru, attention, softmax_ce. Shapes are inferred layer by layer (:mod:`ntframe.builder`).
+embedding, lstm, gru, attention, softmax_ce. Shapes are inferred layer by layer (:mod:`ntframe.workload.builder`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 import ntframe
-from ntframe.builder import NetworkBuilder, ShapeError
 from ntframe.components import WorkloadFrontend, WorkloadRequest
-from ntframe.ir import Network
+from ntframe.workload import Network, NetworkBuilder, ShapeError
 from ntframe.yamlio import load_yaml, validate
 
 IntPair = PositiveInt | tuple[PositiveInt, PositiveInt]

@@ -1,6 +1,6 @@
 """``native`` compute cost model: analytical, Timeloop-style, vectorised.
 
-Access counts per level and tensor come from :func:`ntframe.mapspace.analyse_batch` (tile reuse under the
+Access counts per level and tensor come from :func:`ntframe.mapping.mapspace.analyse_batch` (tile reuse under the
 loop order, sliding-window reuse, multicast, spatial reduction, bypass). Energy = accesses × precision bits ×
 the level's energy per bit (reads at the read energy; fills and updates at the write energy) + ``ops_per_point``
 datapath actions per loop-nest point at the compute unit's energy for the operand precision. Where the
@@ -22,12 +22,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 import ntframe
-from ntframe.arch import Architecture
 from ntframe.components import CostModel
-from ntframe.ir import Operation
+from ntframe.hardware import Architecture
 from ntframe.mapping import Mapping
-from ntframe.mapspace import Analysis, MappingBatch, Problem, analyse_batch, to_batch
+from ntframe.mapping.mapspace import Analysis, MappingBatch, Problem, analyse_batch, to_batch
 from ntframe.results import ComputeCost, LevelCost
+from ntframe.workload import Operation
 
 
 def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis | None = None,

@@ -1,5 +1,5 @@
 """``native`` mapping searcher: a seeded, budgeted, vectorised search over tilings, loop orders, spatial
-splits and bypass (:mod:`ntframe.search`), with no constraint beyond the architecture's.
+splits and bypass (:mod:`ntframe.mapping.search`), with no constraint beyond the architecture's.
 
 The best mapping by the objective (``edp`` default, ``energy`` or ``delay``) among ``budget.evaluations``
 candidates; invalid candidates (factorisation, fan-out, capacity, sequential dimensions, bypass) are
@@ -14,12 +14,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 import ntframe
-from ntframe.arch import Architecture
-from ntframe.components import Budget, CostModel, MappingSearcher, batch_evaluator
-from ntframe.ir import Operation
-from ntframe.mapspace import Problem, from_batch
+from ntframe.components import Budget, CostModel, MappingSearcher
+from ntframe.hardware import Architecture
+from ntframe.mapping.mapspace import Problem, from_batch
+from ntframe.mapping.search import Constraints, batch_evaluator, search
 from ntframe.results import SearchResult
-from ntframe.search import Constraints, search
+from ntframe.workload import Operation
 
 
 class NativeMapperOptions(BaseModel):

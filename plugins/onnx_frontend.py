@@ -22,10 +22,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
 import ntframe
-from ntframe.builder import NetworkBuilder, ShapeError
 from ntframe.components import WorkloadFrontend, WorkloadRequest
 from ntframe.errors import SpecError, ToolError
-from ntframe.ir import Network
+from ntframe.workload import Network, NetworkBuilder, ShapeError
 
 VIEW_OPS = {"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose"}
 PASS_OPS = {"Identity", "Dropout"}

@@ -23,10 +23,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 import ntframe
-from ntframe.builder import NetworkBuilder, ShapeError
 from ntframe.components import WorkloadFrontend, WorkloadRequest
 from ntframe.errors import SpecError, ToolError
-from ntframe.ir import Network
+from ntframe.workload import Network, NetworkBuilder, ShapeError
 
 
 class InputSpec(BaseModel):

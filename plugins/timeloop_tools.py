@@ -1,5 +1,5 @@
 """``timeloop`` cost model and ``timeloop-mapper`` searcher: NVlabs Timeloop's own programs on ntframe's
-operations, through :mod:`ntframe.timeloop`'s exporter.
+operations, through :mod:`ntframe.interop.timeloop`'s exporter.
 
 * **Cost model** ``timeloop``: writes the architecture, the problem, the mapping and the energy table (ERT) of
   one vault's share of the operation, runs ``timeloop-model`` (an argv list, a timeout, a fresh folder), and
@@ -33,15 +33,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 import ntframe
-from ntframe.arch import Architecture
-from ntframe.components import Budget, CostModel, MappingSearcher, vault_split
+from ntframe.components import Budget, CostModel, MappingSearcher
 from ntframe.errors import ToolError
-from ntframe.external import cleanup, find_binary, parse_failure, run_tool, workdir
-from ntframe.ir import Operation
+from ntframe.hardware import Architecture
+from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
+from ntframe.interop.timeloop import _per_vault, _word_bits, input_files, mapping_yaml, parse_mapping, parse_stats
 from ntframe.mapping import Mapping, structural_problems
-from ntframe.nest import capacity_problems
+from ntframe.mapping.nest import capacity_problems
+from ntframe.mapping.search import vault_split
 from ntframe.results import ComputeCost, LevelCost, SearchResult, bytes_by_tensor
-from ntframe.timeloop import _per_vault, _word_bits, input_files, mapping_yaml, parse_mapping, parse_stats
+from ntframe.workload import Operation
 
 TIMELOOP_FIX = ("build NVlabs/timeloop and set NTFRAME_TIMELOOP_BIN=/path/to/timeloop/bin (with LD_LIBRARY_PATH "
                 "naming its lib folder and barvinok's), or put timeloop-model on PATH")

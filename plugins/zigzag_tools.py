@@ -44,13 +44,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
 import ntframe
-from ntframe.arch import Architecture
-from ntframe.components import Budget, CostModel, MappingSearcher, vault_split
+from ntframe.components import Budget, CostModel, MappingSearcher
 from ntframe.errors import PluginError, ToolError
-from ntframe.ir import Operation
+from ntframe.hardware import Architecture
 from ntframe.mapping import LevelMapping, Mapping, structural_problems
-from ntframe.nest import capacity_problems
+from ntframe.mapping.nest import capacity_problems
+from ntframe.mapping.search import vault_split
 from ntframe.results import ComputeCost, LevelCost, SearchResult, bytes_by_tensor
+from ntframe.workload import Operation
 
 ZIGZAG_FIX = "pip install 'ntframe[zigzag]'  (zigzag-dse 3.9 and six, which zigzag imports without declaring it)"
 NOTES = ("ZigZag has no logic-die network: data several vaults use is read from each vault's DRAM",

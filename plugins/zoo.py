@@ -13,9 +13,8 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, ValidationInfo, field_validator
 
 import ntframe
-from ntframe.builder import NetworkBuilder, ShapeError
 from ntframe.components import WorkloadFrontend, WorkloadRequest
-from ntframe.ir import Network
+from ntframe.workload import Network, NetworkBuilder, ShapeError
 from ntframe.yamlio import did_you_mean
 
 

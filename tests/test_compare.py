@@ -36,7 +36,7 @@ def _native(resolved, op, element_counting=True, network=False):
 
 
 def _golden_mapping():
-    from ntframe.mapping import Mapping
+    from ntframe.mapping.mapping import Mapping
     meta = json.loads((GOLDEN / "ntframe.json").read_text())
     return Mapping.from_dict(meta["mapping"]), meta["vaults"]
 
@@ -46,7 +46,7 @@ def _golden_mapping():
 def test_timeloop_stats_become_the_whole_operations_cost(example):
     """Golden conv2.forward stats (one vault, ERT energies) x the vaults = ntframe's element-counting model
     without the network, level by level."""
-    from ntframe.timeloop import parse_stats
+    from ntframe.interop.timeloop import parse_stats
     from ntframe_plugins.timeloop_tools import to_compute_cost
     resolved, ops = example
     op = ops["conv2.forward"]
@@ -72,7 +72,7 @@ def test_timeloop_stats_become_the_whole_operations_cost(example):
 
 
 def test_timeloop_builtin_energies_are_flagged_loudly(example):
-    from ntframe.timeloop import parse_stats
+    from ntframe.interop.timeloop import parse_stats
     from ntframe_plugins.timeloop_tools import to_compute_cost
     resolved, ops = example
     _, vaults = _golden_mapping()
@@ -87,9 +87,9 @@ def test_timeloop_builtin_energies_are_flagged_loudly(example):
 
 
 def test_timeloop_mapper_output_translates_to_a_valid_ntframe_mapping(example):
-    from ntframe.mapping import structural_problems
-    from ntframe.nest import capacity_problems
-    from ntframe.timeloop import _per_vault, mapping_yaml, parse_mapping
+    from ntframe.interop.timeloop import _per_vault, mapping_yaml, parse_mapping
+    from ntframe.mapping.mapping import structural_problems
+    from ntframe.mapping.nest import capacity_problems
     resolved, ops = example
     op, arch = ops["conv2.forward"], resolved.architecture
     golden, _ = _golden_mapping()
@@ -215,7 +215,7 @@ def test_zigzag_says_why_it_cannot_evaluate_an_elementwise_operation(example):
 @needs_zigzag
 def test_zigzag_loma_finds_a_valid_mapping_deterministically(example):
     from ntframe.components import Budget
-    from ntframe.mapping import structural_problems
+    from ntframe.mapping.mapping import structural_problems
     from ntframe_plugins.native_cost import NativeCostModel
     from ntframe_plugins.zigzag_tools import ZigZagLoma, ZigZagLomaOptions
     resolved, ops = example
@@ -277,9 +277,9 @@ def test_a_raising_cost_model_leaves_the_other_columns_intact(example):
     import types
 
     import ntframe
-    from ntframe.compare import compare_cost_models
     from ntframe.components import CostModel
     from ntframe.host import PluginHost
+    from ntframe.studies.compare import compare_cost_models
 
     class Flaky(CostModel):
         name = "flaky"
@@ -336,9 +336,9 @@ def test_compare_rejects_bad_arguments(tmp_path):
 def test_compare_through_a_memory_backend_and_mapping_from_another_model(example):
     """--memory: every model's DRAM traffic through the backend, combined as `ntframe run` does; --mapping-from:
     the spec's mapper searching with that model, and the run's own row (native, native mapping) unchanged."""
-    from ntframe.compare import compare_cost_models
     from ntframe.host import PluginHost
     from ntframe.runner import map_operation
+    from ntframe.studies.compare import compare_cost_models
     resolved, ops = example
     host = PluginHost().load()
     doc = compare_cost_models(resolved, host, ["native", "zigzag"], ["hmc-analytic"], only="fc1.forward")

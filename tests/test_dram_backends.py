@@ -39,16 +39,17 @@ def test_parsers_read_recorded_outputs():
 def test_trace_follows_the_mapping_and_the_analysis(tmp_path):
     """FC 1024 -> 10, batch 16, rows of X and W fetched whole (2 KiB, line-aligned): the trace carries exactly
     the cost model's DRAM bytes, the one-element output tiles costing a whole line each in both."""
-    from ntframe.arch import load_architecture
-    from ntframe.builder import NetworkBuilder
-    from ntframe.ir import Phase
-    from ntframe.mapping import LevelMapping, Mapping
-    from ntframe.paths import shipped_root
-    from ntframe.trace import ADDRESS_MAPPINGS
-    from ntframe.tracegen import TraceGenerator
-    from ntframe.training import expand
-    from ntframe_plugins.native_cost import NativeCostModel
     import dataclasses
+
+    from ntframe.hardware.architecture import load_architecture
+    from ntframe.mapping.mapping import LevelMapping, Mapping
+    from ntframe.memory.trace import ADDRESS_MAPPINGS
+    from ntframe.memory.tracegen import TraceGenerator
+    from ntframe.paths import shipped_root
+    from ntframe.workload.builder import NetworkBuilder
+    from ntframe.workload.ir import Phase
+    from ntframe.workload.training import expand
+    from ntframe_plugins.native_cost import NativeCostModel
     arch = load_architecture(shipped_root() / "arch_specs/neurotrainer/hmc2-32vault.yaml")
     arch = dataclasses.replace(arch, network=None)
     b = NetworkBuilder("t")

@@ -1,4 +1,4 @@
-"""The bank model's compiled streaming pass (ntframe._jit, the `fast` extra) against the vectorised model it
+"""The bank model's compiled streaming pass (ntframe.memory.hmc_stream, the `fast` extra) against the vectorised model it
 stands in for: the same figures to the last bit wherever it answers, and it declines exactly where the vectorised
 model needs its later rounds (an FR-FCFS promotion, a full vault queue)."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ntframe import hmcmodel
-from ntframe.hmcmodel import HMCParams, simulate
+from ntframe.memory import hmc_bank
+from ntframe.memory.hmc_bank import HMCParams, simulate
 from tests.conftest import EXAMPLE
 
 pytest.importorskip("numba", reason="numba not installed: pip install 'ntframe[fast]' for the compiled pass")
@@ -16,7 +16,7 @@ pytest.importorskip("numba", reason="numba not installed: pip install 'ntframe[f
 
 @pytest.fixture()
 def kern():
-    k = hmcmodel._kernels()
+    k = hmc_bank._kernels()
     if k is None:
         pytest.skip("the compiled pass is turned off (NTFRAME_JIT=0)")
     return k
@@ -24,11 +24,11 @@ def kern():
 
 def both(kern, monkeypatch, *args, link=None):
     """(vectorised figures, streaming figures or None)."""
-    monkeypatch.setattr(hmcmodel, "_kernels", lambda: None)
+    monkeypatch.setattr(hmc_bank, "_kernels", lambda: None)
     vectorised = simulate(*args, link=link)
     monkeypatch.undo()
     time, vault, bank, row, write, nbytes, p = args
-    streamed = hmcmodel._stream(kern, np.asarray(time, float), vault, bank, row, write, nbytes, p, link)
+    streamed = hmc_bank._stream(kern, np.asarray(time, float), vault, bank, row, write, nbytes, p, link)
     return vectorised, streamed
 
 
@@ -78,10 +78,10 @@ def test_streaming_pass_on_the_small_cnn_layer_traces(kern, monkeypatch, tmp_pat
     """Real traces (the small CNN's layers, the native mapper, both layouts, host and engine front ends): the
     same figures wherever the pass answers (a third of them or more)."""
     from ntframe.host import PluginHost
+    from ntframe.memory.trace import ADDRESS_MAPPINGS
+    from ntframe.memory.tracegen import TraceGenerator
     from ntframe.runner import map_operation, operations_of, resolve
     from ntframe.spec import load_spec
-    from ntframe.trace import ADDRESS_MAPPINGS
-    from ntframe.tracegen import TraceGenerator
     spec = tmp_path / "spec.yaml"
     spec.write_text(EXAMPLE.read_text().replace("evaluations: 400", "evaluations: 60"))
     resolved = resolve(load_spec(spec), PluginHost().load())
@@ -109,18 +109,18 @@ def test_streaming_pass_on_the_small_cnn_layer_traces(kern, monkeypatch, tmp_pat
 def test_short_traces_do_not_load_the_compiled_pass(monkeypatch):
     """Below STREAM_MIN_REQUESTS the vectorised model answers alone (loading the pass would cost more)."""
     calls = []
-    monkeypatch.setattr(hmcmodel, "_kernels", lambda: calls.append(1))
+    monkeypatch.setattr(hmc_bank, "_kernels", lambda: calls.append(1))
     n = 1000
     simulate(np.arange(n, dtype=float), np.arange(n) % 32, np.zeros(n, int), np.zeros(n, int), np.zeros(n, int))
-    assert not calls and hmcmodel.STREAM_MIN_REQUESTS >= 100_000
+    assert not calls and hmc_bank.STREAM_MIN_REQUESTS >= 100_000
 
 
 def test_jit_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("NTFRAME_JIT", "0")
-    assert hmcmodel._kernels() is None
-    assert hmcmodel.jit_status() == (False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)")
+    assert hmc_bank._kernels() is None
+    assert hmc_bank.jit_status() == (False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)")
     monkeypatch.delenv("NTFRAME_JIT")
-    assert hmcmodel._kernels() is not None and hmcmodel.jit_status()[0] is True
+    assert hmc_bank._kernels() is not None and hmc_bank.jit_status()[0] is True
 
 
 def test_a_failing_compiled_pass_costs_no_result(kern, monkeypatch):
@@ -138,10 +138,10 @@ def test_a_failing_compiled_pass_costs_no_result(kern, monkeypatch):
         def stream(*_):
             raise RuntimeError("cannot compile")
 
-    monkeypatch.setattr(hmcmodel, "STREAM_MIN_REQUESTS", 0)
-    monkeypatch.setattr(hmcmodel, "_load_kernels", lambda: Broken)
-    monkeypatch.setattr(hmcmodel, "_jit_failure", [])
+    monkeypatch.setattr(hmc_bank, "STREAM_MIN_REQUESTS", 0)
+    monkeypatch.setattr(hmc_bank, "_load_kernels", lambda: Broken)
+    monkeypatch.setattr(hmc_bank, "_jit_failure", [])
     with pytest.warns(RuntimeWarning, match="NTFRAME_JIT=0"):
         assert simulate(*args) == expected
-    assert hmcmodel._kernels() is None
-    assert hmcmodel.jit_status()[1].startswith("failed in this process (RuntimeError: cannot compile)")
+    assert hmc_bank._kernels() is None
+    assert hmc_bank.jit_status()[1].startswith("failed in this process (RuntimeError: cannot compile)")

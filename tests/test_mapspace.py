@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from ntframe.builder import NetworkBuilder
-from ntframe.ir import Phase
-from ntframe.mapping import LevelMapping, Mapping, structural_problems
-from ntframe.mapspace import Problem, from_batch, problems_batch, to_batch
-from ntframe.nest import analyse, capacity_problems
-from ntframe.search import Constraints, Space, search
+from ntframe.mapping.mapping import LevelMapping, Mapping, structural_problems
+from ntframe.mapping.mapspace import Problem, from_batch, problems_batch, to_batch
+from ntframe.mapping.nest import analyse, capacity_problems
+from ntframe.mapping.search import Constraints, Space, search
 from ntframe.testing import tiny_architecture
-from ntframe.training import expand
+from ntframe.workload.builder import NetworkBuilder
+from ntframe.workload.ir import Phase
+from ntframe.workload.training import expand
 
 BITS = dict.fromkeys(Phase, 16)
 
@@ -148,7 +148,7 @@ def test_bypass_sends_tiles_past_a_level(tmp_path):
 def test_network_moves_shared_data_once(tmp_path):
     """Two vaults split the batch: the weights they both need are read from DRAM once and sent over one
     hop; without the network each vault would read its own copy."""
-    from ntframe.arch import load_architecture
+    from ntframe.hardware.architecture import load_architecture
     from ntframe.testing import TINY_ARCH
     text = TINY_ARCH.replace("  nodes:\n", "  nodes:\n    - !Component\n      name: noc\n      class: network\n"
                              "      attributes: {hop_energy_pJ_per_bit: 0.5, link_bandwidth_bytes_per_cycle: 2}\n"

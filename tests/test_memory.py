@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from ntframe.hmcmodel import HMCParams, simulate
-from ntframe.trace import ADDRESS_MAPPINGS, TraceWriter, inspect, read_trace, records
+from ntframe.memory.hmc_bank import HMCParams, simulate
+from ntframe.memory.trace import ADDRESS_MAPPINGS, TraceWriter, inspect, read_trace, records
 from tests.conftest import ROOT
 
 RAMULATOR = ROOT / "tests" / "golden" / "ramulator"
@@ -166,7 +166,7 @@ def test_frfcfs_predecessor_search_matches_the_table():
     the same bank and row. With few such requests it searches back directly (at most a window); with many it
     builds the table of all of them: both must agree wherever the answer lies within the window.
     By hand: one bank, reads to rows 0, 1, 2, 0, 1 -> places 3 and 4 find places 0 and 1."""
-    from ntframe.hmcmodel import _Plan
+    from ntframe.memory.hmc_bank import _Plan
     p = HMCParams()
     plan = _Plan(np.zeros(5, int), np.zeros(5, int), np.array([0, 1, 2, 0, 1]), np.zeros(5, int), 64, p)
     assert plan.prev_same_at(np.array([3, 4])).tolist() == [0, 1]

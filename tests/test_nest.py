@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ntframe.builder import NetworkBuilder
-from ntframe.ir import Phase
-from ntframe.mapping import LevelMapping, Mapping, structural_problems
-from ntframe.nest import analyse, capacity_problems, tile_bytes
+from ntframe.mapping.mapping import LevelMapping, Mapping, structural_problems
+from ntframe.mapping.nest import analyse, capacity_problems, tile_bytes
 from ntframe.testing import check_cost_model, tiny_architecture
-from ntframe.training import expand
+from ntframe.workload.builder import NetworkBuilder
+from ntframe.workload.ir import Phase
+from ntframe.workload.training import expand
 
 BITS = dict.fromkeys(Phase, 16)
 

@@ -10,8 +10,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from ntframe.components import WorkloadRequest  # noqa: E402
 from ntframe.errors import SpecError  # noqa: E402
-from ntframe.ir import PHASES, OpKind, Phase  # noqa: E402
-from ntframe.training import expand  # noqa: E402
+from ntframe.workload.ir import PHASES, OpKind, Phase  # noqa: E402
+from ntframe.workload.training import expand  # noqa: E402
 
 
 def init(name, *shape):

@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch", reason="the pytorch frontend needs torch (p
 
 from ntframe.components import WorkloadRequest  # noqa: E402
 from ntframe.errors import SpecError  # noqa: E402
-from ntframe.ir import PHASES, OpKind, Phase  # noqa: E402
-from ntframe.training import expand  # noqa: E402
+from ntframe.workload.ir import PHASES, OpKind, Phase  # noqa: E402
+from ntframe.workload.training import expand  # noqa: E402
 from tests.conftest import ROOT  # noqa: E402
 
 BITS = dict.fromkeys(Phase, 16)

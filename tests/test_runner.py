@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+
 import pytest
 
 from ntframe import hookimpl
 from ntframe.components import CostModel, WorkloadRequest
 from ntframe.host import PluginHost
-from ntframe.mapping import Mapping, structural_problems
-from ntframe.nest import capacity_problems
+from ntframe.mapping.mapping import Mapping, structural_problems
+from ntframe.mapping.nest import capacity_problems
 from ntframe.runner import resolve, run, write_bundle
 from ntframe.spec import load_spec
-from ntframe.training import expand
+from ntframe.workload.training import expand
 from tests.conftest import EXAMPLE, ntframe_cmd
 
 UNITLESS = {"name", "layer", "phase", "kind", "status", "macs", "flops", "utilisation", "mapper", "cost_model",

@@ -49,7 +49,7 @@ def test_export_files_have_timeloops_shape(tmp_path):
     names = [t["name"].split(".")[-1] for t in ert["tables"]]
     assert names == levels + ["mac"]
     assert ert["tables"][0]["actions"][0] == {"name": "read", "energy": pytest.approx(10.48 * 16)}
-    from ntframe.yamlio import parse_yaml          # v0.4 uses the !Container / !Component tags
+    from ntframe.yamlio import parse_yaml  # v0.4 uses the !Container / !Component tags
     v04, _ = parse_yaml((out / "arch-v0.4.yaml").read_text(), "arch-v0.4.yaml")
     assert v04["architecture"]["version"] == 0.4
     assert [n["name"] for n in v04["architecture"]["nodes"] if n["_tag"] == "Component"] == levels + ["mac"]
@@ -79,10 +79,10 @@ def _compare(ntframe_levels: list[dict], vaults: int, stats: dict) -> list[str]:
 
 
 def test_parser_and_native_model_against_a_recorded_timeloop_run():
-    from ntframe.arch import load_architecture
-    from ntframe.ir import Phase
+    from ntframe.hardware.architecture import load_architecture
+    from ntframe.interop.timeloop import parse_stats
     from ntframe.paths import shipped_root
-    from ntframe.timeloop import parse_stats
+    from ntframe.workload.ir import Phase
     stats = parse_stats((GOLDEN / "conv2-forward.stats.txt").read_text())
     assert stats["cycles"] == 36864
     assert stats["energy_pJ"] == pytest.approx(13_590_200.32)          # per-level lines, not the rounded 13.59 uJ
@@ -92,10 +92,10 @@ def test_parser_and_native_model_against_a_recorded_timeloop_run():
     # ntframe's native model on the same mapping, without the network (Timeloop models one vault)
     import dataclasses
 
-    from ntframe.builder import NetworkBuilder
-    from ntframe.mapping import Mapping
+    from ntframe.mapping.mapping import Mapping
     from ntframe.results import to_jsonable
-    from ntframe.training import expand
+    from ntframe.workload.builder import NetworkBuilder
+    from ntframe.workload.training import expand
     from ntframe_plugins.native_cost import NativeCostModel, NativeCostOptions
     arch = load_architecture(shipped_root() / "arch_specs/neurotrainer/hmc2-32vault.yaml")
     b = NetworkBuilder("small-cnn")
@@ -122,7 +122,7 @@ def _timeloop() -> str | None:
                                                  "folder to run this live check)")
 @pytest.mark.parametrize("layer,phase", [("conv2", "forward"), ("conv3", "backward_data"), ("fc1", "backward_weight")])
 def test_timeloop_model_agrees_on_a_fresh_export(tmp_path, layer, phase):
-    from ntframe.timeloop import parse_stats
+    from ntframe.interop.timeloop import parse_stats
     out = export(tmp_path, layer, phase)
     (out / "out").mkdir()
     done = subprocess.run([_timeloop(), "arch.yaml", "problem.yaml", "mapping.yaml", "ERT.yaml", "-o", "out"],

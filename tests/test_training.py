@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ntframe.builder import NetworkBuilder
-from ntframe.ir import PHASES, Phase
 from ntframe.testing import execute_macs
-from ntframe.training import expand
+from ntframe.workload.builder import NetworkBuilder
+from ntframe.workload.ir import PHASES, Phase
+from ntframe.workload.training import expand
 
 BITS = {Phase.forward: 16, Phase.backward_data: 32, Phase.backward_weight: 32, Phase.update: 32}
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ntframe.ir import PHASES, OpKind, Phase
-from ntframe.training import expand
+from ntframe.workload.ir import PHASES, OpKind, Phase
+from ntframe.workload.training import expand
 from tests.conftest import ROOT
 
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "pytorch_flops.json").read_text())["networks"]
@@ -76,7 +76,7 @@ def test_optimizers_add_their_state():
 
 
 def test_activation_stash():
-    from ntframe.training import activation_stash
+    from ntframe.workload.training import activation_stash
     net = zoo_network("mlp", 4, {"sizes": [6, 5, 3]})
     stash = activation_stash(expand(net, PHASES, BITS), net)
     # fc1 needs its input for dW, relu1 its output for the mask, fc2 its input (= relu1's output),

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
-from ntframe.builder import VIEWS
-from ntframe.ir import Layer, Network, Operation, OpKind, Phase, TensorAccess
+from ntframe.workload.builder import VIEWS
+from ntframe.workload.ir import Layer, Network, Operation, OpKind, Phase, TensorAccess
 
 # FLOPs per element (forward, backward) of element-wise functions: a convention, stated in the docs.
 EW_FLOPS = {"relu": (1, 1), "sigmoid": (4, 3), "tanh": (4, 3), "gelu": (12, 18)}

@@ -1,6 +1,6 @@
 """Reuse analysis of one mapped loop nest: per-level, per-tensor reads, fills and updates.
 
-This is the single-mapping face of :func:`ntframe.mapspace.analyse_batch` (one implementation for both), in
+This is the single-mapping face of :func:`ntframe.mapping.mapspace.analyse_batch` (one implementation for both), in
 plain Python types. The model, and where it differs from Timeloop, is described in ``docs/model.md``.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ntframe.arch import Architecture
-from ntframe.ir import Operation
-from ntframe.mapping import Mapping
-from ntframe.mapspace import Problem, analyse_batch, level_capacities, to_batch
+from ntframe.hardware.architecture import Architecture
+from ntframe.mapping.mapping import Mapping
+from ntframe.mapping.mapspace import Problem, analyse_batch, level_capacities, to_batch
+from ntframe.workload.ir import Operation
 
 
 @dataclass(frozen=True)

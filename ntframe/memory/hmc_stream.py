@@ -1,6 +1,6 @@
 """The bank model's streaming pass, compiled with numba (optional: the ``fast`` extra).
 
-:func:`stream` computes :func:`ntframe.hmcmodel.simulate`'s figures in one pass over the requests in issue order,
+:func:`stream` computes :func:`ntframe.memory.hmc_bank.simulate`'s figures in one pass over the requests in issue order,
 with a little state per bank, vault, queue and link, instead of the vectorised model's sorts into bank and vault
 order: those are memory-bound gathers, and compiling the same passes (tried) gains only 10-15 %. It covers the
 common case: no request is promoted by FR-FCFS and no vault queue fills, so the first round of the vectorised
@@ -17,7 +17,7 @@ heap). An item leaves a queue only once no later request can precede it: every l
 earlier, so its data are ready no sooner than ``issue + request path + the shortest bank-to-data time``.
 The queues are written out in the loop: in numba, a call per request to a helper costs more than the queue.
 
-Imported only when the model first runs (``hmcmodel._kernels``); compiled on the first call for each set of
+Imported only when the model first runs (``hmc_bank._kernels``); compiled on the first call for each set of
 argument types (about 4 s) and cached on disk (``NUMBA_CACHE_DIR``, by default ntframe's cache folder).
 """
 
@@ -39,7 +39,7 @@ def stream(issue, vault, bank, row, write, burst, link, link_read, link_write, n
     """One pass in issue order (``issue`` sorted). ``entry_rule``: 0 enter at issue, 1 one a cycle for the cube,
     2 one a cycle per vault. ``nlinks`` > 0: responses cross the host links (``link``: each request's, or empty
     for ``vault % nlinks``; ``link_read`` per request or one value, ``link_write``). ``table``, ``derate``,
-    ``pre``, ``ready_add``: ``hmcmodel._hold_table``; ``burst`` per request or one value (then in the table).
+    ``pre``, ``ready_add``: ``hmc_bank._hold_table``; ``burst`` per request or one value (then in the table).
     ``frfcfs``: test for promotions, searching back ``window`` requests of a bank (the last RING are kept;
     deeper: status UNDECIDED). ``qcap``: the vault queue bound to test (0: none); ``qkind`` 0 a vault's requests
     against their bank start times and entry, 1 a vault's read and write queues against column commands and
@@ -118,7 +118,7 @@ def stream(issue, vault, bank, row, write, burst, link, link_read, link_write, n
             hit = open_page and rw == b_row[b]
             c = 0 if hit else (2 if open_page else 1)
             hold = table[b_cls[b] + 3 * (1 if b_write[b] else 0) + 6 * (1 if hit else 0)]
-            if per_burst and hit:                        # hmcmodel._quantum
+            if per_burst and hit:                        # hmc_bank._quantum
                 hold += np.floor(max(tCCD, b_burst[b]) * derate * 256.0 + 0.5) / 256.0
             s = max(a, b_start[b] + hold)
         col = s + pre[c]

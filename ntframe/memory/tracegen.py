@@ -4,7 +4,7 @@ The outermost storage level (the vaults' DRAM) runs its temporal loops in order;
 For every tensor, the box of elements the levels below use during a step (the tile under the DRAM loops, in
 the tensor's stored coordinates, padding clipped) is fetched whenever it changes — reads for inputs and
 read-write tensors, writes for written tensors, plus partial-sum read-backs — as many times per change as
-the reuse analysis counts (:func:`ntframe.mapspace.analyse_batch`), spread evenly when fractional. Requests are
+the reuse analysis counts (:func:`ntframe.mapping.mapspace.analyse_batch`), spread evenly when fractional. Requests are
 whole 64-byte lines, so a box narrower than a line along its contiguous axis costs more than its elements
 (a real effect that the element-counting analysis does not see). The vault split (spatial factors into the
 DRAM level) runs all vaults side by side; with a logic-die network, data several vaults need is read by one
@@ -33,11 +33,11 @@ from typing import Iterator, Literal
 
 import numpy as np
 
-from ntframe.arch import Architecture
-from ntframe.ir import Operation
-from ntframe.mapping import Mapping
-from ntframe.mapspace import Problem, analyse_batch, to_batch
-from ntframe.trace import LINE_BYTES, TRACE_DTYPE, AddressMapping
+from ntframe.hardware.architecture import Architecture
+from ntframe.mapping.mapping import Mapping
+from ntframe.mapping.mapspace import Problem, analyse_batch, to_batch
+from ntframe.memory.trace import LINE_BYTES, TRACE_DTYPE, AddressMapping
+from ntframe.workload.ir import Operation
 
 Layout = Literal["vault-local", "interleaved"]
 

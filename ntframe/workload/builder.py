@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ntframe.ir import Layer, Network, NetworkInput
+from ntframe.workload.ir import Layer, Network, NetworkInput
 
 ACTIVATIONS = ("relu", "gelu", "sigmoid", "tanh")
 VIEWS = ("reshape",)            # no computation: the output is the input seen with another shape

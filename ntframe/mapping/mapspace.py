@@ -7,8 +7,8 @@ across the instances of level ``l`` under one parent; row ``K``: across the comp
 bypassed, Timeloop's bypass). :func:`analyse_batch` implements the analysis described in ``docs/model.md``:
 tiles, tile changes under the loop order (stationarity), sliding-window (halo) reuse along the innermost loop
 that moves a tile, multicast and spatial reduction through the union of sibling tiles, bypass chains, and
-first-read elision for accumulated tensors. :class:`ntframe.nest` gives the same for one
-:class:`~ntframe.mapping.Mapping`.
+first-read elision for accumulated tensors. :class:`ntframe.mapping.nest` gives the same for one
+:class:`~ntframe.mapping.mapping.Mapping`.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ntframe.arch import Architecture
-from ntframe.ir import Operation
-from ntframe.mapping import LevelMapping, Mapping
+from ntframe.hardware.architecture import Architecture
+from ntframe.mapping.mapping import LevelMapping, Mapping
+from ntframe.workload.ir import Operation
 
 READ, ACCUMULATE, READWRITE, WRITE = 0, 1, 2, 3
 ROLE_CODES = {"read": READ, "accumulate": ACCUMULATE, "readwrite": READWRITE, "write": WRITE}

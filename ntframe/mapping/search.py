@@ -14,6 +14,9 @@ the inside of a level: that is how a data-flow template is expressed.
 
 The outcome depends on the operation, the architecture, the constraints, the seed and the evaluation budget
 only; the seconds cap stops a search early and is reported.
+
+For searchers built on it: :func:`batch_evaluator` (a cost model seen as a batch evaluator) and
+:func:`vault_split` (the split over the vaults, for external searchers that model one vault).
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ntframe.arch import Architecture
-from ntframe.mapspace import MappingBatch, Problem, level_capacities
+from ntframe.hardware.architecture import Architecture
+from ntframe.mapping.mapspace import MappingBatch, Problem, from_batch, level_capacities
+from ntframe.workload.ir import Operation
+
+if TYPE_CHECKING:
+    from ntframe.components import Budget, CostModel
 
 Evaluator = Callable[[Problem, MappingBatch], tuple[np.ndarray, np.ndarray]]   # -> energy_pJ[B], cycles[B]
 
@@ -313,3 +320,30 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
     if duplicates:
         reasons["duplicate"] = duplicates
     return Outcome(best[1], best[2], best[3], priced + sum(reasons.values()), priced, reasons, truncated)
+
+
+def batch_evaluator(cost_model: "CostModel", architecture: Architecture) -> Evaluator:
+    """A searcher's view of a cost model: a function (problem, batch) -> (energy_pJ[B], cycles[B])."""
+
+    def evaluate(problem: Problem, batch: MappingBatch) -> tuple[np.ndarray, np.ndarray]:
+        got = cost_model.evaluate_batch(problem, batch, architecture)
+        if got is not None:
+            return got
+        costs = [cost_model.evaluate(problem.op, from_batch(problem, batch, architecture, i), architecture)
+                 for i in range(len(batch))]
+        return np.array([c.energy_pJ for c in costs]), np.array([c.cycles for c in costs])
+    return evaluate
+
+
+def vault_split(operation: Operation, architecture: Architecture, cost_model: "CostModel", budget: "Budget",
+                seed: int, objective: str, option: str | dict[str, int], tag: str) -> tuple[tuple[str, int], ...]:
+    """The split over the outermost level's instances (the vaults) for searchers that model one vault (external
+    mappers): ``option`` as explicit factors, or (``"search"``) the split of the best mapping ntframe's own search
+    finds with ``cost_model`` in a quarter of the budget (at least 200 evaluations)."""
+    if isinstance(option, dict):
+        return tuple(option.items())
+    problem = Problem(operation)
+    found = search(problem, architecture, batch_evaluator(cost_model, architecture),
+                   evaluations=max(200, budget.evaluations // 4), seconds=budget.seconds, seed=seed,
+                   objective=objective, constraints=Constraints(), tag=tag)
+    return from_batch(problem, found.batch, architecture, 0).levels[0].spatial

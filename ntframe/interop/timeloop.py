@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
-from ntframe.arch import Architecture
-from ntframe.ir import Operation
-from ntframe.mapping import Mapping
+from ntframe.hardware.architecture import Architecture
+from ntframe.mapping.mapping import Mapping
+from ntframe.workload.ir import Operation
 
 TIMELOOP_CLASS = {"DRAM": "DRAM", "SRAM": "SRAM", "regfile": "regfile"}
 
@@ -230,7 +230,7 @@ def _factor_map(text: str, dims: list[str]) -> dict[str, int]:
 def parse_mapping(doc: dict[str, Any], op: Operation, arch: Architecture, vault_split: tuple = ()) -> Mapping:
     """A Timeloop ``mapping:`` (one vault's, as timeloop-mapper writes it) back into an ntframe Mapping; the
     split over the vaults (``vault_split``, spatial factors into the outermost level) is added back."""
-    from ntframe.mapping import LevelMapping
+    from ntframe.mapping.mapping import LevelMapping
     dims = [d for d, _ in op.dims]
     names = [lvl.name for lvl in arch.levels]
     temporal: dict[str, tuple] = {n: () for n in names}

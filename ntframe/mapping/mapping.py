@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ntframe.arch import Architecture
-from ntframe.ir import Operation
+from ntframe.hardware.architecture import Architecture
+from ntframe.workload.ir import Operation
 
 Factors = tuple[tuple[str, int], ...]
 
@@ -56,7 +56,7 @@ class Mapping:
 
 def structural_problems(op: Operation, mapping: Mapping, arch: Architecture) -> list[str]:
     """Reasons the mapping does not fit the operation or the architecture's levels and fan-outs
-    (capacities are checked by :func:`ntframe.nest.capacity_problems`)."""
+    (capacities are checked by :func:`ntframe.mapping.nest.capacity_problems`)."""
     problems: list[str] = []
     if [lvl.level for lvl in mapping.levels] != [lvl.name for lvl in arch.levels]:
         problems.append(f"levels {[lvl.level for lvl in mapping.levels]} do not match the architecture's "

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from ntframe.ir import Phase
+from ntframe.workload.ir import Phase
 from ntframe.yamlio import load_yaml, validate
 
 

@@ -30,7 +30,7 @@ rebuilt to serve the older queue head instead: docs/memory.md); a mode timeline 
 (queue counts, prefix scan over events) did not reach a fixed point, see docs/memory.md.
 
 Speed: with numba installed (the ``fast`` extra), on traces of ``STREAM_MIN_REQUESTS`` or more, a compiled pass
-over the requests in issue order (:mod:`ntframe._jit`) gives the figures when its case holds (no FR-FCFS
+over the requests in issue order (:mod:`ntframe.memory.hmc_stream`) gives the figures when its case holds (no FR-FCFS
 promotion, no vault queue full: the vectorised model's first round is then its answer), else the vectorised
 model runs; the two agree to the last bit. Derated bank times are rounded to 1/256 cycle so that every time is
 exact in floating point.
@@ -108,7 +108,7 @@ time it is compiled). The figures are the same either way."""
 
 
 def _kernels():
-    """The compiled streaming pass (:mod:`ntframe._jit`) when numba is installed (the ``fast`` extra),
+    """The compiled streaming pass (:mod:`ntframe.memory.hmc_stream`) when numba is installed (the ``fast`` extra),
     ``NTFRAME_JIT`` is not ``0`` and it has not failed in this process; else None. The figures are the same."""
     if _jit_failure or os.environ.get("NTFRAME_JIT", "1") == "0":
         return None
@@ -121,10 +121,10 @@ def _load_kernels():
         from ntframe.cache import cache_folder
         os.environ["NUMBA_CACHE_DIR"] = str(cache_folder() / "numba")
     try:
-        from ntframe import _jit
+        from ntframe.memory import hmc_stream
     except ImportError:
         return None
-    return _jit
+    return hmc_stream
 
 
 def _jit_failed(exc: Exception) -> None:
@@ -699,7 +699,7 @@ def _report(n: int, reads: int, total_bytes: float, cls_counts, read_latency: fl
 
 
 def _stream(kern, issue, vault, bank, row, write, nbytes, p: HMCParams, link) -> dict | None:
-    """The figures from the compiled streaming pass (:func:`ntframe._jit.stream`), or None when its case does not
+    """The figures from the compiled streaming pass (:func:`ntframe.memory.hmc_stream.stream`), or None when its case does not
     hold (a request promoted by FR-FCFS, a full vault queue): then the vectorised model answers. The settings
     below are the vectorised model's, one for one (``_Plan``, ``simulate``, ``_host``). One request a cycle
     where the vectorised model spaces them changes nothing when they already are."""

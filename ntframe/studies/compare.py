@@ -29,10 +29,18 @@ from ntframe import __version__
 from ntframe.components import Component
 from ntframe.errors import NtframeError, SpecError
 from ntframe.host import PluginHost, Registered
-from ntframe.ir import Operation
 from ntframe.results import to_jsonable
-from ntframe.runner import (Resolved, _atomic_write, _attributed, _AttributedCostModel, combine, map_operation,
-                            operations_of, simulate_memory)
+from ntframe.runner import (
+    Resolved,
+    _atomic_write,
+    _attributed,
+    _AttributedCostModel,
+    combine,
+    map_operation,
+    operations_of,
+    simulate_memory,
+)
+from ntframe.workload.ir import Operation
 
 
 @dataclass
@@ -368,9 +376,10 @@ def plots(document: dict[str, Any], folder: Path) -> tuple[list[Path], str | Non
 
 
 def print_table(document: dict[str, Any], baseline: str) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-    import sys
     console = Console(width=None if sys.stdout.isatty() else 200)
     labels = [c["label"] for c in document["columns"]]
     cost = document["kind"] == "cost_models"
