@@ -29,7 +29,7 @@ import ntframe
 from ntframe.components import Budget, CostModel, MappingSearcher
 from ntframe.hardware import Architecture
 from ntframe.mapping.mapspace import Problem
-from ntframe.mapping.search import Constraints
+from ntframe.mapping.search import Constraints, search_operation
 from ntframe.results import SearchResult
 from ntframe.workload import Operation, OpKind, Phase
 
@@ -86,12 +86,11 @@ class DataflowMapper(MappingSearcher):
 
     def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
                seed: int) -> SearchResult:
-        from ntframe_plugins.native_mapper import run_search
         problem = Problem(operation)
         constraints, _ = template(operation, problem, len(architecture.levels))
         constraints.spatial_probability = self.options.spatial_probability
-        return run_search(operation, architecture, cost_model, budget, seed, self.options.objective, constraints,
-                          "neurotrainer-dataflow")
+        return search_operation(operation, architecture, cost_model, budget, seed, self.options.objective,
+                                constraints, "neurotrainer-dataflow")
 
 
 @ntframe.hookimpl

@@ -16,8 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import ntframe
 from ntframe.components import Budget, CostModel, MappingSearcher
 from ntframe.hardware import Architecture
-from ntframe.mapping.mapspace import Problem, from_batch
-from ntframe.mapping.search import Constraints, batch_evaluator, search
+from ntframe.mapping.search import Constraints, search_operation
 from ntframe.results import SearchResult
 from ntframe.workload import Operation
 
@@ -30,18 +29,6 @@ class NativeMapperOptions(BaseModel):
     """Chance that a sampled loop factor is tried in a spatial slot first."""
 
 
-def run_search(operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
-               seed: int, objective: str, constraints: Constraints, tag: str) -> SearchResult:
-    problem = Problem(operation)
-    found = search(problem, architecture, batch_evaluator(cost_model, architecture),
-                   evaluations=budget.evaluations, seconds=budget.seconds, seed=seed, objective=objective,
-                   constraints=constraints, tag=tag)
-    mapping = from_batch(problem, found.batch, architecture, 0)
-    cost = cost_model.evaluate(operation, mapping, architecture)
-    return SearchResult(mapping, cost, found.evaluated, found.valid, found.invalid_reasons, found.truncated_by_time,
-                        objective)
-
-
 class NativeMapper(MappingSearcher):
     name = "native"
     description = "vectorised seeded search over tilings, loop orders, spatial splits and bypass"
@@ -49,8 +36,8 @@ class NativeMapper(MappingSearcher):
 
     def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
                seed: int) -> SearchResult:
-        return run_search(operation, architecture, cost_model, budget, seed, self.options.objective,
-                          Constraints(spatial_probability=self.options.spatial_probability), "native")
+        return search_operation(operation, architecture, cost_model, budget, seed, self.options.objective,
+                                Constraints(spatial_probability=self.options.spatial_probability), "native")
 
 
 @ntframe.hookimpl

@@ -37,7 +37,8 @@ from ntframe.components import Budget, CostModel, MappingSearcher
 from ntframe.errors import ToolError
 from ntframe.hardware import Architecture
 from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
-from ntframe.interop.timeloop import _per_vault, _word_bits, input_files, mapping_yaml, parse_mapping, parse_stats
+from ntframe.interop.timeloop import (input_files, mapping_yaml, parse_mapping, parse_stats, per_vault_bounds,
+                                      word_bits)
 from ntframe.mapping import Mapping, structural_problems
 from ntframe.mapping.nest import capacity_problems
 from ntframe.mapping.search import vault_split
@@ -56,7 +57,7 @@ def _program(name: str) -> str:
 
 def to_compute_cost(op: Operation, arch: Architecture, stats: dict[str, Any], vaults: int) -> ComputeCost:
     """Timeloop's statistics of one vault, as ntframe's ComputeCost of the whole operation."""
-    bits = _word_bits(op)
+    bits = word_bits(op)
     levels, notes = [], [NOT_MODELLED]
     fallback = []
     for i, spec in enumerate(arch.levels):
@@ -112,7 +113,7 @@ class TimeloopModel(CostModel):
 
     def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         exe = _program("timeloop-model")
-        bounds, vaults = _per_vault(operation, mapping)
+        bounds, vaults = per_vault_bounds(operation, mapping)
         folder = workdir(f"ntframe-timeloop-{operation.name}-")
         files = input_files(operation, architecture, bounds)
         files["mapping.yaml"] = yaml.safe_dump(mapping_yaml(operation, architecture, mapping, bounds),

@@ -35,7 +35,9 @@ from ntframe.workload.ir import Operation
 TIMELOOP_CLASS = {"DRAM": "DRAM", "SRAM": "SRAM", "regfile": "regfile"}
 
 
-def _per_vault(op: Operation, mapping: Mapping) -> tuple[dict[str, int], int]:
+def per_vault_bounds(op: Operation, mapping: Mapping) -> tuple[dict[str, int], int]:
+    """The loop bounds one vault sees (the split over the outermost level's instances divided out), and how many
+    vaults the mapping uses."""
     split = dict(mapping.levels[0].spatial)
     bounds = {d: b // split.get(d, 1) for d, b in op.dims}
     return bounds, math.prod(split.values()) if split else 1
@@ -70,12 +72,13 @@ def problem_yaml(op: Operation, bounds: dict[str, int]) -> dict[str, Any]:
         "instance": {**{d: bounds[d] for d in dims}, **{n: c for c, n in coefs.items()}}}}
 
 
-def _word_bits(op: Operation) -> int:
+def word_bits(op: Operation) -> int:
+    """The widest operand of ``op`` in bits (Timeloop's word size for every level)."""
     return max(t.precision_bits for t in op.tensors)
 
 
 def arch_v03(arch: Architecture, op: Operation) -> dict[str, Any]:
-    bits = _word_bits(op)
+    bits = word_bits(op)
     K = len(arch.levels)
     instances = 1                                   # within one vault
 
@@ -115,7 +118,7 @@ def arch_v03(arch: Architecture, op: Operation) -> dict[str, Any]:
 
 def arch_v04(arch: Architecture, op: Operation) -> str:
     """The same hierarchy as v0.4 ``nodes`` (!Container / !Component), as YAML text."""
-    bits = _word_bits(op)
+    bits = word_bits(op)
     lines = ["architecture:", "  version: 0.4", "  nodes:", "  - !Container", "    name: vault"]
     for lvl, spec in enumerate(arch.levels):
         if lvl > 0 and spec.fanout > 1:
@@ -135,7 +138,7 @@ def arch_v04(arch: Architecture, op: Operation) -> str:
 
 def ert(arch: Architecture, op: Operation) -> dict[str, Any]:
     """Energy per word access at the operation's widest precision, and per compute."""
-    bits = _word_bits(op)
+    bits = word_bits(op)
     tables = []
     path = "vault"
     for lvl, spec in enumerate(arch.levels):
@@ -194,7 +197,7 @@ def input_files(op: Operation, arch: Architecture, bounds: dict[str, int]) -> di
 def export(op: Operation, arch: Architecture, mapping: Mapping, folder: Path,
            ntframe_cost: dict[str, Any] | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    bounds, vaults = _per_vault(op, mapping)
+    bounds, vaults = per_vault_bounds(op, mapping)
     files = {
         **input_files(op, arch, bounds),
         "mapping.yaml": yaml.safe_dump(mapping_yaml(op, arch, mapping, bounds), sort_keys=False),

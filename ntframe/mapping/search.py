@@ -15,8 +15,9 @@ the inside of a level: that is how a data-flow template is expressed.
 The outcome depends on the operation, the architecture, the constraints, the seed and the evaluation budget
 only; the seconds cap stops a search early and is reported.
 
-For searchers built on it: :func:`batch_evaluator` (a cost model seen as a batch evaluator) and
-:func:`vault_split` (the split over the vaults, for external searchers that model one vault).
+For searchers built on it: :func:`search_operation` (one operation searched and priced: a searcher's
+``SearchResult``), :func:`batch_evaluator` (a cost model seen as a batch evaluator) and :func:`vault_split` (the
+split over the vaults, for external searchers that model one vault).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 
 from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.mapspace import MappingBatch, Problem, from_batch, level_capacities
+from ntframe.results import SearchResult
 from ntframe.workload.ir import Operation
 
 if TYPE_CHECKING:
@@ -347,3 +349,17 @@ def vault_split(operation: Operation, architecture: Architecture, cost_model: "C
                    evaluations=max(200, budget.evaluations // 4), seconds=budget.seconds, seed=seed,
                    objective=objective, constraints=Constraints(), tag=tag)
     return from_batch(problem, found.batch, architecture, 0).levels[0].spatial
+
+
+def search_operation(operation: Operation, architecture: Architecture, cost_model: "CostModel", budget: "Budget",
+                     seed: int, objective: str, constraints: Constraints, tag: str) -> SearchResult:
+    """:func:`search` over ``operation``'s whole mapping space under ``constraints``, the best mapping priced
+    again by ``cost_model``: what a mapping searcher returns."""
+    problem = Problem(operation)
+    found = search(problem, architecture, batch_evaluator(cost_model, architecture),
+                   evaluations=budget.evaluations, seconds=budget.seconds, seed=seed, objective=objective,
+                   constraints=constraints, tag=tag)
+    mapping = from_batch(problem, found.batch, architecture, 0)
+    cost = cost_model.evaluate(operation, mapping, architecture)
+    return SearchResult(mapping, cost, found.evaluated, found.valid, found.invalid_reasons, found.truncated_by_time,
+                        objective)
