@@ -1,4 +1,7 @@
-"""``ntframe`` command line: run, validate, plugins."""
+"""``ntframe`` command line: a thin layer over the Python API (:mod:`ntframe.api`) and the tools behind it.
+
+Every command that takes a SPEC also takes ``--set PATH=VALUE`` overrides. Errors print one line (``--debug``:
+the traceback) and exit with the error's code (2 for bad input)."""
 
 from __future__ import annotations
 
@@ -13,23 +16,23 @@ from ntframe.errors import NtframeError, SpecError
 
 
 def _host():
-    from ntframe.host import PluginHost
-    host = PluginHost().load()
+    from ntframe.api import plugin_host
+    host = plugin_host()
     for info in host.failures():
         print(f"warning: plugin '{info.name}' ({info.distribution} {info.version}) not loaded: {info.error}",
               file=sys.stderr)
     return host
 
 
-def _load(spec_path: str):
-    from ntframe.runner import resolve
-    from ntframe.spec import load_spec
-    loaded = load_spec(spec_path)
-    return resolve(loaded, _host())
+def _load(args: argparse.Namespace):
+    """The spec of ``args.spec`` with its ``--set`` overrides, validated and resolved."""
+    from ntframe.api import validate
+    from ntframe.spec import parse_set
+    return validate(args.spec, parse_set(args.set or []), host=_host())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    resolved = _load(args.spec)
+    resolved = _load(args)
     arch = resolved.architecture
     print(f"{args.spec}: valid. architecture '{arch.name}': "
           + ", ".join(f"{lvl.name}×{lvl.instances}" for lvl in arch.levels)
@@ -41,10 +44,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ntframe.runner import output_folder, run, write_bundle
+    from ntframe.api import run
     console = Console(stderr=True)
-    resolved = _load(args.spec)
-    started = time.perf_counter()
+    resolved = _load(args)
     with Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=console, transient=True,
                   disable=args.quiet or not console.is_terminal) as bar:
@@ -53,23 +55,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         def progress(done: int, total: int, name: str) -> None:
             bar.update(task, completed=done, total=total, description=name)
 
-        document = run(resolved, progress)
-    elapsed = time.perf_counter() - started
-    for note in document["network"]["notes"]:
+        results = run(resolved, write=args.output or True, progress=progress)
+    for note in results.network["notes"]:
         print(f"note: {note}", file=sys.stderr)
-    folder = output_folder(resolved.loaded, args.output)
-    written = write_bundle(document, folder)
     if not args.quiet:
-        _print_summary(document)
-    cache = resolved.cache
-    hits = f"; mapping cache: {cache.hits} hit(s), {cache.misses} miss(es)" if cache and cache.folder else ""
-    print(f"wrote {', '.join(str(p) for p in written)} ({elapsed:.2f} s{hits})", file=sys.stderr)
-    failed = document["totals"]["operations_failed"]
-    if failed:
-        for row in document["operations"]:
-            if row["status"] == "error":
-                print(f"error: {row['name']}: {row['error']}", file=sys.stderr)
-        print(f"{failed} operation(s) failed; the results of the others are in {folder}", file=sys.stderr)
+        _print_summary(results.document)
+    written = results.written
+    for note in written.notes:
+        print(f"note: {note}", file=sys.stderr)
+    stats = results.stats
+    hits = (f"; mapping cache: {stats['mapping_cache_hits']} hit(s), {stats['mapping_cache_misses']} miss(es)"
+            if stats["mapping_cache_hits"] is not None else "")
+    print(f"wrote {', '.join(str(p) for p in written.paths)} ({stats['elapsed_s']:.2f} s{hits})", file=sys.stderr)
+    if results.failed:
+        for row in results.failed:
+            print(f"error: {row['name']}: {row['error']}", file=sys.stderr)
+        print(f"{len(results.failed)} operation(s) failed; the results of the others are in "
+              f"{written.paths[0].parent}", file=sys.stderr)
         return 1
     return 0
 
@@ -220,7 +222,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ntframe.interop.timeloop import export
     from ntframe.results import to_jsonable
     from ntframe.runner import map_operation
-    resolved = _load(args.spec)
+    resolved = _load(args)
     op = _operation(resolved, args)
     import dataclasses
     mapping, cost, _ = map_operation(resolved, op)
@@ -258,7 +260,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from ntframe.runner import map_operation
     if not (args.layer and args.phase and args.output):
         raise SpecError("ntframe trace SPEC needs --layer, --phase and -o FILE")
-    resolved = _load(args.spec)
+    resolved = _load(args)
     op = _operation(resolved, args)
     mapping, cost, _ = map_operation(resolved, op)
     am = mapping_named(args.address_mapping)
@@ -280,38 +282,22 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ntframe.runner import output_folder
-    from ntframe.studies import compare
-    if bool(args.cost_models) == bool(args.mappers):
-        raise SpecError("ntframe compare needs exactly one of --cost-models A,B,... or --mappers A,B,...")
-    host = _host()
-    from ntframe.runner import resolve
-    from ntframe.spec import load_spec
-    resolved = resolve(load_spec(args.spec), host)
+    from ntframe.api import compare
+    from ntframe.studies.compare import distinct, print_table
     started = time.perf_counter()
-    if args.cost_models:
-        models = compare._names(args.cost_models, "--cost-models")
-        memories = compare._names(args.memory, "--memory") if args.memory else None
-        document = compare.compare_cost_models(resolved, host, models, memories, args.mapping_from, args.ops)
-    else:
-        if args.memory or args.mapping_from:
-            raise SpecError("--memory and --mapping-from go with --cost-models, not --mappers")
-        document = compare.compare_mappers(resolved, host, compare._names(args.mappers, "--mappers"),
-                                           args.cost_model, args.ops)
-    labels = [c["label"] for c in document["columns"]]
-    baseline = args.baseline or labels[0]
-    if baseline not in labels:
-        raise SpecError(f"--baseline {baseline}: not one of the compared columns ({', '.join(labels)})")
-    folder = Path(args.output) if args.output else output_folder(resolved.loaded, None) / "compare"
-    written = compare.write(document, folder, baseline)
-    pictures, why = compare.plots(document, folder) if not args.no_plots else ([], None)
-    compare.print_table(document, baseline)
-    if why:
-        print(why, file=sys.stderr)
-    print(f"wrote {', '.join(str(p) for p in written + pictures)} ({time.perf_counter() - started:.2f} s)",
-          file=sys.stderr)
-    failed = [lab for lab, t in document["totals"].items() if t["operations_failed"]]
-    return 1 if failed and len(failed) == len(labels) else 0
+    comparison = compare(_load(args), cost_models=distinct(args.cost_models, "--cost-models") if args.cost_models
+                         else None, mappers=distinct(args.mappers, "--mappers") if args.mappers else None,
+                         memories=distinct(args.memory, "--memory") if args.memory else None,
+                         mapping_from=args.mapping_from, cost_model=args.cost_model,
+                         operations=distinct(args.ops, "--ops") if args.ops else None, baseline=args.baseline,
+                         host=_host())
+    written, notes = comparison.write(args.output, with_plots=not args.no_plots)
+    print_table(comparison.document, comparison.baseline)
+    for note in notes:
+        print(note, file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in written)} ({time.perf_counter() - started:.2f} s)", file=sys.stderr)
+    failed = [lab for lab, t in comparison.totals.items() if t["operations_failed"]]
+    return 1 if failed and len(failed) == len(comparison.labels) else 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -359,19 +345,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"ntframe {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="simulate one training step of a spec")
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument("--set", action="append", metavar="PATH=VALUE",
+                           help="override a spec value by its dotted path (repeatable), e.g. --set workload.batch=64; "
+                                "VALUE is read as YAML")
+    p = sub.add_parser("run", parents=[overrides], help="simulate one training step of a spec")
     p.add_argument("spec")
     p.add_argument("-o", "--output", help="results folder (default: the spec's output, else results/<name>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no table, no progress bar")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("validate", help="check a spec, its plugin options and its architecture, without running")
+    p = sub.add_parser("validate", parents=[overrides],
+                       help="check a spec, its plugin options and its architecture, without running")
     p.add_argument("spec")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("plugins", help="list plugins, their components and load failures")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
-    p = sub.add_parser("export", help="write one operation, its mapping and the architecture in another tool's "
-                                      "formats")
+    p = sub.add_parser("export", parents=[overrides],
+                       help="write one operation, its mapping and the architecture in another tool's formats")
     p.add_argument("tool", choices=["timeloop"])
     p.add_argument("spec")
     p.add_argument("folder")
@@ -379,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--phase", required=True, choices=["forward", "backward_data", "backward_weight", "update"])
     p.add_argument("--part", help="sub-operation (e.g. bias, recurrent)")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("trace", help="write one operation's HMC request trace (or: trace inspect FILE)")
+    p = sub.add_parser("trace", parents=[overrides],
+                       help="write one operation's HMC request trace (or: trace inspect FILE)")
     p.add_argument("spec", help="the spec, or 'inspect'")
     p.add_argument("file", nargs="?", help="with inspect: the trace file")
     p.add_argument("--layer")
@@ -392,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-requests", type=int, default=0, help="stop after this many requests (0: all)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_trace)
-    p = sub.add_parser("compare", help="several cost models on the same mappings, or several mappers on the same "
-                                       "cost model, side by side")
+    p = sub.add_parser("compare", parents=[overrides], help="several cost models on the same mappings, or several "
+                                                            "mappers on the same cost model, side by side")
     p.add_argument("spec")
     p.add_argument("--cost-models", help="comma-separated cost models, each evaluating the same mapping")
     p.add_argument("--memory", help="comma-separated memory backends to combine with every cost model")

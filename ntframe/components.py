@@ -119,3 +119,7 @@ FAMILIES: dict[str, type[Component]] = {
     "cost_model": CostModel,
     "memory_backend": MemoryBackend,
 }
+
+
+__all__ = ["Budget", "Component", "CostModel", "FAMILIES", "MappingSearcher", "MemoryBackend", "NoOptions",
+           "WorkloadFrontend", "WorkloadRequest"]

@@ -45,3 +45,6 @@ class ToolError(NtframeError):
     def __init__(self, message: str, *, fix: str | None = None) -> None:
         self.fix = fix
         super().__init__(f"{message}\n  fix: {fix}" if fix else message)
+
+
+__all__ = ["NtframeError", "PluginError", "SpecError", "ToolError"]

@@ -115,3 +115,6 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     return obj
+
+
+__all__ = ["ComputeCost", "DramTraffic", "LevelCost", "MemoryCost", "SearchResult", "bytes_by_tensor"]

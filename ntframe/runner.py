@@ -13,14 +13,11 @@ plugin, the other operations go on, and the bundle is still written.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from ntframe import __version__
+from ntframe.bundle import SCHEMA, SCHEMA_VERSION
 from ntframe.cache import MappingCache, cache_folder
 from ntframe.components import Component, CostModel, WorkloadRequest
 from ntframe.errors import NtframeError, PluginError, SpecError
@@ -128,7 +125,7 @@ def operations_of(resolved: Resolved) -> tuple[Network, list[Operation]]:
 
 
 def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
-    """Run the whole training step; returns the results document (see :func:`write_bundle`)."""
+    """Run the whole training step; returns the results document (``docs/results.md``)."""
     (mp_reg, mapper) = resolved.components["mapper"]
     (cm_reg, cost_model) = resolved.components["cost_model"]
     (mb_reg, memory) = resolved.components["memory"]
@@ -286,9 +283,10 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
     comps = resolved.components
     provenance = {
         "ntframe_version": __version__,
-        "spec_file": str(resolved.loaded.path),
+        "spec_file": str(resolved.loaded.path) if resolved.loaded.path is not None else None,
         "spec_sha256": canonical_hash(resolved.resolved_spec),
         "spec_file_sha256": resolved.loaded.text_sha256,
+        "overrides": resolved.loaded.overrides_dict(),
         "resolved_spec": resolved.resolved_spec,
         "architecture": {"name": arch.name, "file": arch.source, "sha256": arch.content_sha256,
                          "clock_GHz": arch.clock_GHz,
@@ -298,53 +296,9 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
         "plugins": {section: {"component": reg.name, "family": reg.family, "plugin": reg.plugin,
                               "version": reg.version} for section, (reg, _) in comps.items()},
     }
-    return {"schema": "ntframe.results/1", "name": resolved.loaded.spec.name, "totals": totals,
+    return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "name": resolved.loaded.spec.name, "totals": totals,
             "phases": by_phase, "network": network_summary(network, operations), "operations": ops_out,
             "provenance": provenance}
 
 
-CSV_COLUMNS = ["name", "layer", "phase", "kind", "status", "macs", "flops", "cycles", "on_die_cycles",
-               "memory_cycles", "latency_s", "energy_pJ", "on_die_energy_pJ", "memory_energy_pJ",
-               "compute_energy_pJ", "utilisation", "dram_bytes", "dram_read_bytes", "dram_write_bytes",
-               "mapper", "cost_model", "memory", "error"]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_bundle(document: dict[str, Any], folder: Path) -> list[Path]:
-    """``results.json`` and ``operations.csv``, each written whole or not at all."""
-    import csv
-    import io
-    folder.mkdir(parents=True, exist_ok=True)
-    results = folder / "results.json"
-    _atomic_write(results, json.dumps(document, indent=1, sort_keys=False) + "\n")
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in document["operations"]:
-        producers = row.get("producers", {})
-        writer.writerow([producers.get(c, "") if c in ("mapper", "cost_model", "memory") else
-                         _fmt(row.get(c, "")) for c in CSV_COLUMNS])
-    table = folder / "operations.csv"
-    _atomic_write(table, buf.getvalue())
-    return [results, table]
-
-
-def _fmt(value: Any) -> Any:
-    return repr(value) if isinstance(value, float) else value
-
-
-def output_folder(loaded: LoadedSpec, override: str | None) -> Path:
-    return Path(override or loaded.spec.output or f"results/{loaded.spec.name}")
-
-
-__all__ = ["resolve", "run", "write_bundle", "output_folder", "Resolved"]
+__all__ = ["resolve", "run", "map_operation", "simulate_memory", "combine", "operations_of", "Resolved"]

@@ -3,6 +3,11 @@
 Every key of a section that is not a core key belongs to the plugin the section selects and is validated by
 that component's ``Options`` model (see :func:`ntframe.runner.resolve`), so a wrong key names its owner.
 
+A spec is a file or a dict (the Python API), with optional dotted overrides (``--set workload.batch=64``,
+``overrides={"workload.batch": 64}``) applied before validation: an error in an overridden value names the
+override, as an error in the file names its line. Paths in a spec resolve relative to the spec's folder (a
+dict's: the working folder).
+
 ```yaml
 version: 1
 name: small-cnn
@@ -17,17 +22,21 @@ output: results/small-cnn
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from ntframe.components import Budget
+from ntframe.errors import SpecError
 from ntframe.workload.ir import PHASES, Phase
-from ntframe.yamlio import Positions, load_yaml, validate
+from ntframe.yamlio import Positions, dotted, load_yaml, validate
 
 
 class _Section(BaseModel):
@@ -93,20 +102,27 @@ class Spec(BaseModel):
     cost_model: CostModelSection = CostModelSection()
     memory: MemorySection = MemorySection()
     output: str | None = None
-    """Results folder (relative to the working folder); default results/<name>."""
+    """Results folder, relative to the spec's folder like every path in a spec; default: results/<name> in the
+    working folder. ``ntframe run -o DIR`` (relative to the working folder) takes precedence."""
 
     @model_validator(mode="before")
     @classmethod
     def _short_forms(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = dict(data)
-            if isinstance(data.get("cost_model"), str):
-                data["cost_model"] = {"name": data["cost_model"]}
-            if isinstance(data.get("memory"), str):
-                data["memory"] = {"backend": data["memory"]}
-            if isinstance(data.get("mapper"), str):
-                data["mapper"] = {"name": data["mapper"]}
-        return data
+        return expand_short_forms(data)
+
+
+SHORT_FORMS = {"cost_model": "name", "memory": "backend", "mapper": "name"}
+"""Sections that may be given as their selector alone (``cost_model: native``)."""
+
+
+def expand_short_forms(data: Any) -> Any:
+    """``cost_model: native`` -> ``cost_model: {name: native}`` (and ``memory``, ``mapper``)."""
+    if isinstance(data, dict):
+        data = dict(data)
+        for section, key in SHORT_FORMS.items():
+            if isinstance(data.get(section), str):
+                data[section] = {key: data[section]}
+    return data
 
 
 # which key of each section selects the component, and its family
@@ -118,26 +134,138 @@ SELECTORS: dict[str, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class Override:
+    """One dotted override of a spec value, and how to name it in an error."""
+
+    path: str
+    value: Any
+    label: str
+
+
+def overrides_from(given: Mapping[str, Any] | Sequence[Override] | None) -> list[Override]:
+    """Overrides as the Python API takes them (``{"workload.batch": 64}``), or already made."""
+    if not given:
+        return []
+    if isinstance(given, Mapping):
+        return [Override(str(k), v, f"override {k}={v!r}") for k, v in given.items()]
+    return list(given)
+
+
+def parse_set(arguments: Sequence[str]) -> list[Override]:
+    """``--set PATH=VALUE`` arguments; VALUE is read as YAML (``64``, ``true``, ``[forward, update]``)."""
+    out = []
+    for argument in arguments:
+        label = f"--set {argument}"
+        path, sep, text = argument.partition("=")
+        if not sep or not path.strip():
+            raise SpecError("expected PATH=VALUE, e.g. --set workload.batch=64", file=label)
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise SpecError(f"the value is not valid YAML: {str(exc).splitlines()[0]}", file=label,
+                            path=path.strip()) from None
+        out.append(Override(path.strip(), value, label))
+    return out
+
+
+def _path_parts(override: Override) -> tuple[str, ...]:
+    parts = tuple(override.path.split("."))
+    if any(not part for part in parts):
+        raise SpecError(f"'{override.path}' is not a dotted path (an empty part)", file=override.label)
+    return parts
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[Override], positions: Positions) -> dict[str, Any]:
+    """``data`` with every override set (intermediate sections created), and ``positions`` told where each
+    overridden value comes from."""
+    data = expand_short_forms(copy.deepcopy(data))
+    seen: dict[str, Override] = {}
+    for override in overrides:
+        if override.path in seen and seen[override.path].value != override.value:
+            raise SpecError(f"'{override.path}' is set twice ({seen[override.path].label})", file=override.label,
+                            path=override.path)
+        seen[override.path] = override
+        parts = _path_parts(override)
+        node: Any = data
+        for depth, part in enumerate(parts):
+            loc = parts[: depth + 1]
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not (part.isdigit() and int(part) < len(node)):
+                    raise SpecError(f"'{dotted(loc[:-1])}' is a list of {len(node)}: '{part}' is not an index "
+                                    f"into it", file=override.label, path=dotted(loc))
+                key: Any = int(part)
+            elif isinstance(node, dict):
+                key = part
+            else:
+                raise SpecError(f"'{dotted(loc[:-1])}' is the value {node!r}, not a section: nothing can be set "
+                                f"inside it", file=override.label, path=dotted(loc))
+            if last:
+                node[key] = copy.deepcopy(override.value)
+            else:
+                if isinstance(node, dict) and node.get(key) is None:
+                    node[key] = {}
+                if depth == 0 and isinstance(node[key], str) and key in SHORT_FORMS:
+                    node[key] = {SHORT_FORMS[key]: node[key]}
+                node = node[key]
+        positions.replaced(parts, override.label)
+    return data
+
+
 @dataclass
 class LoadedSpec:
     spec: Spec
-    path: Path
+    path: Path | None               # None: a spec given as a dict
     positions: Positions
-    text_sha256: str
+    text_sha256: str | None         # of the file's bytes (None for a dict)
+    overrides: list[Override] = field(default_factory=list)
+    base: Path | None = None        # where a dict spec's relative paths resolve (default: the working folder)
 
     @property
     def dir(self) -> Path:
-        return self.path.resolve().parent
+        """The folder relative paths in the spec resolve against."""
+        if self.path is not None:
+            return self.path.resolve().parent
+        return (self.base or Path.cwd()).resolve()
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path is not None else "<spec dict>"
+
+    def output_folder(self, override: str | Path | None = None) -> Path:
+        """Where the run writes its bundle: ``override`` (``-o``, relative to the working folder), else the spec's
+        ``output`` (relative to the spec's folder), else ``results/<name>`` in the working folder."""
+        if override:
+            return Path(override)
+        if self.spec.output:
+            output = Path(self.spec.output)
+            if output.is_absolute():
+                return output
+            return (self.path.parent if self.path is not None else (self.base or Path("."))) / output
+        return Path("results") / self.spec.name
+
+    def overrides_dict(self) -> dict[str, Any]:
+        """The overrides, for the provenance (JSON values)."""
+        return {o.path: json.loads(json.dumps(o.value, default=str)) for o in self.overrides}
 
 
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Read and validate the core of a spec (plugin options are validated by the runner's resolve step)."""
-    path = Path(path)
-    data, positions = load_yaml(path)
+def load_spec(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | Sequence[Override] | None = None,
+              *, base: Path | None = None) -> LoadedSpec:
+    """Read (a file) or take (a dict) a spec, apply the overrides and validate its core (plugin options are
+    validated by the runner's resolve step). ``base``: where a dict spec's relative paths resolve."""
+    given = overrides_from(overrides)
+    if isinstance(source, Mapping):
+        path, data, positions, digest = None, dict(source), Positions("<spec dict>", {}), None
+    else:
+        path = Path(source)
+        data, positions = load_yaml(path)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if not isinstance(data, dict):
         raise positions.error("a spec is a mapping with keys version, name, workload, architecture, ...", ())
+    data = apply_overrides(data, given, positions)
     spec = validate(Spec, data, positions)
-    return LoadedSpec(spec, path, positions, hashlib.sha256(path.read_bytes()).hexdigest())
+    return LoadedSpec(spec, path, positions, digest, given, base)
 
 
 def canonical_hash(obj: Any) -> str:

@@ -97,3 +97,6 @@ def tiny_architecture(folder: Path) -> Architecture:
     path = Path(folder) / "tiny-arch.yaml"
     path.write_text(TINY_ARCH)
     return load_architecture(path)
+
+
+__all__ = ["check_cost_model", "execute_macs", "tiny_architecture"]

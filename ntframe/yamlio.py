@@ -39,27 +39,45 @@ _Loader.add_multi_constructor("!", _tagged)
 
 
 class Positions:
-    """Dotted path -> line of a loaded YAML document (1-based)."""
+    """Dotted path -> where it was written: a line of the file (1-based), or another origin (a ``--set``
+    argument, an override given to the Python API) for the paths an override replaced."""
 
-    def __init__(self, file: str, lines: dict[Loc, int]) -> None:
-        self.file, self._lines = file, lines
+    def __init__(self, file: str, lines: dict[Loc, int], origins: dict[Loc, str] | None = None) -> None:
+        self.file, self._lines, self._origins = file, lines, dict(origins or {})
+
+    def where(self, loc: Loc) -> tuple[str, int | None]:
+        """(file or origin, line) of ``loc``, or of its nearest ancestor that was written somewhere."""
+        loc = tuple(loc)
+        while True:
+            if loc in self._origins:
+                return self._origins[loc], None
+            if loc in self._lines:
+                return self.file, self._lines[loc]
+            if not loc:
+                return self.file, None
+            loc = loc[:-1]
 
     def line(self, loc: Loc) -> int | None:
-        """Line of ``loc``, or of its nearest ancestor that appears in the file."""
-        loc = tuple(loc)
-        while loc:
-            if loc in self._lines:
-                return self._lines[loc]
-            loc = loc[:-1]
-        return self._lines.get((), None)
+        """Line of ``loc`` in the file, or of its nearest ancestor that appears there."""
+        return self.where(loc)[1]
 
     def sub(self, prefix: Loc) -> "Positions":
         """Positions of a sub-tree, re-rooted at ``prefix``."""
-        n = len(prefix)
-        return Positions(self.file, {k[n:]: v for k, v in self._lines.items() if k[:n] == tuple(prefix)})
+        n, prefix = len(prefix), tuple(prefix)
+        return Positions(self.file, {k[n:]: v for k, v in self._lines.items() if k[:n] == prefix},
+                         {k[n:]: v for k, v in self._origins.items() if k[:n] == prefix})
+
+    def replaced(self, loc: Loc, origin: str) -> None:
+        """``loc`` (and everything below it) now comes from ``origin`` instead of the file."""
+        loc, n = tuple(loc), len(loc)
+        for table in (self._lines, self._origins):
+            for key in [k for k in table if k[:n] == loc]:
+                del table[key]
+        self._origins[loc] = origin
 
     def error(self, message: str, loc: Loc) -> SpecError:
-        return SpecError(message, file=self.file, line=self.line(loc), path=dotted(loc))
+        file, line = self.where(loc)
+        return SpecError(message, file=file, line=line, path=dotted(loc))
 
 
 def dotted(loc: Loc) -> str:
@@ -226,14 +244,14 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[pydantic.
                 msg += did_you_mean(err["input"], expected)
             elif kind in ("model_type", "dict_type"):
                 msg += f" (got {type(err.get('input')).__name__})"
-        line = positions.line(loc)
-        where = f"{positions.file}:{line}" if line else positions.file
+        file, line = positions.where(loc)
+        where = f"{file}:{line}" if line else file
         messages.append(f"{where}: at '{dotted(full) or '<top>'}': {msg}")
         if i == 0:
             first_loc = full
-            first_msg, first_line = msg, line
+            first_msg, first_file, first_line = msg, file, line
     more = "" if len(messages) == 1 else "\n" + "\n".join("  also " + m for m in messages[1:])
-    return SpecError(first_msg + more, file=positions.file, line=first_line, path=dotted(first_loc) or "<top>")
+    return SpecError(first_msg + more, file=first_file, line=first_line, path=dotted(first_loc) or "<top>")
 
 
 def validate(model: type[M], data: Any, positions: Positions, *, prefix: Loc = (), owner: str | None = None,

@@ -87,7 +87,7 @@ def test_timeloop_builtin_energies_are_flagged_loudly(example):
 
 
 def test_timeloop_mapper_output_translates_to_a_valid_ntframe_mapping(example):
-    from ntframe.interop.timeloop import _per_vault, mapping_yaml, parse_mapping
+    from ntframe.interop.timeloop import per_vault_bounds, mapping_yaml, parse_mapping
     from ntframe.mapping.mapping import structural_problems
     from ntframe.mapping.nest import capacity_problems
     resolved, ops = example
@@ -104,7 +104,7 @@ def test_timeloop_mapper_output_translates_to_a_valid_ntframe_mapping(example):
     assert buf.bypass == ("O",) and buf.temporal == (("M", 2), ("N", 2), ("R", 3))
     assert dram.temporal == (("N", 2), ("P", 2), ("M", 2)) and dram.spatial == split
     # and the exporter's own mapping reads back as itself
-    bounds, _ = _per_vault(op, golden)
+    bounds, _ = per_vault_bounds(op, golden)
     assert parse_mapping(mapping_yaml(op, arch, golden, bounds), op, arch, split) == golden
 
 

@@ -133,3 +133,38 @@ def test_one_plugin_file_per_entry_point_and_no_plugin_imports_another():
     for path in (ROOT / "plugins").glob("*.py"):
         assert [t for t, _ in imported(path.read_text(), f"ntframe_plugins.{path.stem}")
                 if t.startswith("ntframe_plugins")] == [], path.name
+
+
+def public_interface() -> dict[str, set[str]]:
+    """The table of docs/plugins.md's "What a plugin may import": module -> names."""
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    section = text.split("## What a plugin may import", 1)[1].split("\n## ", 1)[0]
+    table: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            module = cells[0].split("`")[1]
+            table[module] = set(cells[1].split("`")[1::2])
+    return table
+
+
+def test_the_documented_public_interface_is_each_modules_all():
+    import importlib
+    table = public_interface()
+    assert {"ntframe", "ntframe.components", "ntframe.workload", "ntframe.hardware", "ntframe.mapping",
+            "ntframe.results", "ntframe.errors"} <= set(table)
+    for module, names in table.items():
+        assert set(importlib.import_module(module).__all__) == names, module
+
+
+def test_the_example_plugin_imports_only_the_public_interface():
+    table = public_interface()
+    path = ROOT / "examples" / "ntframe-roofline" / "ntframe_roofline.py"
+    used = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ntframe"):
+            used += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            used += [(alias.name, None) for alias in node.names if alias.name.startswith("ntframe")]
+    assert used and all(module in table and (name is None or name in table[module]) for module, name in used), used
+    assert {module for module, _ in used} >= {"ntframe", "ntframe.components", "ntframe.results"}

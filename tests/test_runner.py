@@ -12,7 +12,8 @@ from ntframe.components import CostModel, WorkloadRequest
 from ntframe.host import PluginHost
 from ntframe.mapping.mapping import Mapping, structural_problems
 from ntframe.mapping.nest import capacity_problems
-from ntframe.runner import resolve, run, write_bundle
+from ntframe.bundle import write_bundle
+from ntframe.runner import resolve, run
 from ntframe.spec import load_spec
 from ntframe.workload.training import expand
 from tests.conftest import EXAMPLE, ntframe_cmd
@@ -63,7 +64,7 @@ def test_results_bundle_fields_units_and_totals(tmp_path, host):
     assert prov["plugins"]["mapper"]["plugin"] == "native-mapper"
     assert prov["resolved_spec"]["mapper"]["budget"]["evaluations"] == 60
     files = write_bundle(doc, tmp_path / "out")
-    rows = list(csv.DictReader(open(files[1])))
+    rows = list(csv.DictReader(open(files.paths[1])))
     assert len(rows) == len(ops) and rows[0]["name"] == ops[0]["name"]
     assert float(rows[0]["energy_pJ"]) == ops[0]["energy_pJ"]
 
@@ -88,8 +89,8 @@ def test_same_spec_gives_byte_identical_results(tmp_path):
     for i in range(2):
         done = ntframe_cmd("run", str(spec), "-q", "-o", str(tmp_path / f"out{i}"), timeout=300)
         assert done.returncode == 0, done.stderr
-        outs.append(((tmp_path / f"out{i}" / "results.json").read_bytes(),
-                     (tmp_path / f"out{i}" / "operations.csv").read_bytes()))
+        outs.append(tuple((tmp_path / f"out{i}" / name).read_bytes()
+                          for name in ("results.json", "operations.csv", "operations.parquet", "phases.parquet")))
     assert outs[0] == outs[1]
     other_seed = small_spec(tmp_path, evaluations=40).read_text().replace("seed: 0", "seed: 7")
     (tmp_path / "seed7.yaml").write_text(other_seed)
@@ -137,4 +138,5 @@ def test_run_cli_prints_totals_and_writes_bundle(tmp_path):
     done = ntframe_cmd("run", str(small_spec(tmp_path, 30)), "-o", str(tmp_path / "out"), timeout=300)
     assert done.returncode == 0, done.stderr
     assert "GFLOPS/W" in done.stdout and "backward_weight" in done.stdout
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["operations.csv", "results.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["operations.csv", "operations.parquet",
+                                                                    "phases.parquet", "results.json"]

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import ntframe
 from ntframe.components import CostModel
+from ntframe.hardware import Architecture
+from ntframe.mapping import Mapping
 from ntframe.results import ComputeCost, LevelCost
+from ntframe.workload import Operation
 
 
 class RooflineCostModel(CostModel):
     name = "roofline"
     description = "mapping-independent roofline lower bound (compulsory traffic, peak compute)"
 
-    def evaluate(self, operation, mapping, architecture):
+    def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         mem = architecture.levels[0]
         reads = {t.tensor: t.bytes for t in operation.tensors if t.role in ("read", "readwrite")}
         writes = {t.tensor: t.bytes for t in operation.tensors if t.written}

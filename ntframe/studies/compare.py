@@ -21,18 +21,19 @@ import csv
 import io
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ntframe import __version__
+from ntframe.bundle import atomic_write
 from ntframe.components import Component
-from ntframe.errors import NtframeError, SpecError
+from ntframe.errors import NtframeError, SpecError, ToolError
 from ntframe.host import PluginHost, Registered
 from ntframe.results import to_jsonable
 from ntframe.runner import (
     Resolved,
-    _atomic_write,
     _attributed,
     _AttributedCostModel,
     combine,
@@ -70,17 +71,19 @@ def _column(host: PluginHost, resolved: Resolved, family: str, section: str, nam
     return reg, component, None
 
 
-def _names(text: str, what: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names or len(set(names)) != len(names):
-        raise SpecError(f"{what}: give a comma-separated list of distinct names, got '{text}'")
-    return names
+def distinct(names: str | Sequence[str], what: str) -> list[str]:
+    """Names given as ``"a,b"`` or ``["a", "b"]``: non-empty and without repeats."""
+    given = names.split(",") if isinstance(names, str) else list(names)
+    out = [n.strip() for n in given if n.strip()]
+    if not out or len(set(out)) != len(out):
+        raise SpecError(f"{what}: give a comma-separated list of distinct names, got '{','.join(given)}'")
+    return out
 
 
-def _selected(operations: list[Operation], only: str | None) -> list[Operation]:
+def _selected(operations: list[Operation], only: str | Sequence[str] | None) -> list[Operation]:
     if not only:
         return operations
-    wanted = _names(only, "--ops")
+    wanted = distinct(only, "--ops")
     known = {o.name for o in operations}
     missing = [w for w in wanted if w not in known]
     if missing:
@@ -316,8 +319,8 @@ def _r(value: float, base: float | None) -> Any:
 def write(document: dict[str, Any], folder: Path, baseline: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = [folder / "compare.json", folder / "compare.csv"]
-    _atomic_write(out[0], json.dumps(to_jsonable({**document, "baseline": baseline}), indent=1) + "\n")
-    _atomic_write(out[1], csv_text(document, baseline))
+    atomic_write(out[0], json.dumps(to_jsonable({**document, "baseline": baseline}), indent=1) + "\n")
+    atomic_write(out[1], csv_text(document, baseline))
     return out
 
 
@@ -463,4 +466,66 @@ def print_table(document: dict[str, Any], baseline: str) -> None:
             console.print(f"note: {n}", highlight=False)
 
 
-__all__ = ["compare_cost_models", "compare_mappers", "write", "plots", "print_table", "csv_text"]
+class Comparison:
+    """A comparison's document (``compare.json``) with its table for analysis; in a notebook it shows the totals
+    per column with their ratios to the baseline."""
+
+    def __init__(self, document: dict[str, Any], baseline: str | None = None,
+                 output_folder: Path | None = None) -> None:
+        labels = [c["label"] for c in document["columns"]]
+        if baseline is not None and baseline not in labels:
+            raise SpecError(f"--baseline {baseline}: not one of the compared columns ({', '.join(labels)})")
+        self.document, self.labels = document, labels
+        self.baseline = baseline or labels[0]
+        self.output_folder = output_folder
+        """Where ``ntframe compare`` writes by default: the spec's output folder + ``/compare``."""
+
+    kind = property(lambda self: self.document["kind"])
+    totals = property(lambda self: self.document["totals"])
+    common_totals = property(lambda self: self.document["common_totals"])
+    operations = property(lambda self: self.document["operations"])
+
+    def to_pandas(self):
+        """``compare.csv`` as a DataFrame: one row per operation and column, with the ratios to the baseline."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ToolError("to_pandas needs pandas", fix="pip install 'ntframe[tables]'") from None
+        return pd.read_csv(io.StringIO(csv_text(self.document, self.baseline)), keep_default_na=False,
+                           na_values=[""])
+
+    def write(self, folder: str | Path | None = None, *, with_plots: bool = True) -> tuple[list[Path], list[str]]:
+        """``compare.json``, ``compare.csv`` and (with matplotlib) the PNG plots; returns (written, notes)."""
+        target = Path(folder) if folder is not None else self.output_folder
+        if target is None:
+            raise SpecError("no folder to write the comparison to")
+        written = write(self.document, target, self.baseline)
+        notes: list[str] = []
+        if with_plots:
+            pictures, why = plots(self.document, target)
+            written += pictures
+            notes += [why] if why else []
+        return written, notes
+
+    def _repr_html_(self) -> str:
+        import html
+        common = self.common_totals
+        base = common.get(self.baseline, {})
+        n = next(iter(common.values()))["operations_ok"] if common else 0
+        keys = (("cycles", "cycles"), ("energy_pJ", "energy_pJ")) if self.kind == "cost_models" else \
+            (("edp_pJ_cycles", "EDP pJ·cycles"), ("search_s", "search s"))
+        head = "".join(f"<th>{html.escape(title)}</th><th>× {html.escape(self.baseline)}</th>" for _, title in keys)
+        body = ""
+        for label in self.labels:
+            t = common[label]
+            cells = "".join(f"<td>{t[k]:,.4g}</td><td>{(ratio(t[k], base.get(k, 0.0)) or 0.0):.3f}</td>"
+                            for k, _ in keys)
+            failed = self.totals[label]["operations_failed"]
+            body += f"<tr><td>{html.escape(label)}</td>{cells}<td>{failed}</td></tr>"
+        return (f"<div><p><b>{html.escape(self.document['name'])}</b>: {html.escape(self.kind.replace('_', ' '))} "
+                f"over the {n} operations every column evaluated</p><table><thead><tr><th>column</th>{head}"
+                f"<th>failed</th></tr></thead><tbody>{body}</tbody></table></div>")
+
+
+__all__ = ["Comparison", "compare_cost_models", "compare_mappers", "distinct", "write", "plots", "print_table",
+           "csv_text"]

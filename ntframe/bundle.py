@@ -1,0 +1,295 @@
+"""The results bundle of a run, and :class:`Results`, the object the Python API returns.
+
+Files (each written whole or not at all): ``results.json`` (the document: totals, phases, network, operations,
+provenance; described field by field in ``docs/results.md``), ``operations.csv`` and, with pyarrow installed (the
+``tables`` extra), ``operations.parquet`` and ``phases.parquet``. The operation table has the same columns in CSV,
+Parquet and :meth:`Results.to_pandas`, every numeric column with its unit in its name.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ntframe.errors import SpecError, ToolError
+
+SCHEMA = "ntframe.results/1"
+SCHEMA_VERSION = 1
+"""Bumped when a field of ``results.json`` changes meaning or goes away (added fields keep it)."""
+
+TABLES_FIX = "pip install 'ntframe[tables]'"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Literal["str", "int", "float"]
+    description: str
+
+
+OPERATION_COLUMNS: tuple[Column, ...] = (
+    Column("name", "str", "operation: layer.phase, or layer.phase.part"),
+    Column("layer", "str", "layer of the network"),
+    Column("phase", "str", "training phase: forward, backward_data, backward_weight, update"),
+    Column("kind", "str", "operation kind (conv, matmul, elementwise, ...)"),
+    Column("status", "str", "ok, or error (then only the error and the operation's counts are given)"),
+    Column("macs", "int", "multiply-accumulates"),
+    Column("flops", "int", "floating-point (or fixed-point) operations: 2 per MAC, 1 per add or compare"),
+    Column("cycles", "float", "logic-die clock cycles: max(on-die, memory)"),
+    Column("on_die_cycles", "float", "cycles of the logic die (compute and on-die levels), cost model"),
+    Column("memory_cycles", "float", "cycles of the memory traffic, memory backend (logic-die clock)"),
+    Column("latency_s", "float", "cycles / clock"),
+    Column("energy_pJ", "float", "on-die + memory energy"),
+    Column("on_die_energy_pJ", "float", "energy of the logic die: datapath and on-die levels, cost model"),
+    Column("memory_energy_pJ", "float", "energy of the memory traffic, memory backend"),
+    Column("compute_energy_pJ", "float", "energy of the datapath actions alone (part of on_die_energy_pJ)"),
+    Column("utilisation", "float", "useful operations / (peak operations per cycle x cycles), 0 to 1"),
+    Column("dram_bytes", "int", "bytes read and written at the memory level, cost model"),
+    Column("dram_read_bytes", "int", "bytes read at the memory level, cost model"),
+    Column("dram_write_bytes", "int", "bytes written at the memory level, cost model"),
+    Column("mapper", "str", "mapping searcher that mapped the operation"),
+    Column("cost_model", "str", "compute cost model that priced it"),
+    Column("memory", "str", "memory backend that priced its memory traffic"),
+    Column("error", "str", "why the operation failed (status error)"),
+)
+PRODUCERS = ("mapper", "cost_model", "memory")
+
+PHASE_COLUMNS: tuple[Column, ...] = (
+    Column("phase", "str", "training phase"),
+    Column("operations", "int", "operations of the phase that succeeded"),
+    Column("macs", "int", "multiply-accumulates"),
+    Column("flops", "int", "operations: 2 per MAC, 1 per add or compare"),
+    Column("cycles", "float", "logic-die clock cycles (the phase's operations one after another)"),
+    Column("latency_s", "float", "cycles / clock"),
+    Column("energy_pJ", "float", "energy"),
+    Column("energy_share", "float", "the phase's share of the step's energy, 0 to 1"),
+    Column("throughput_GFLOPS", "float", "flops / latency_s / 1e9"),
+    Column("efficiency_GFLOPS_per_W", "float", "flops / energy in joules / 1e9"),
+    Column("power_W", "float", "energy in joules / latency_s"),
+)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then a rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def operation_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The operation table: one dict per operation, the keys of :data:`OPERATION_COLUMNS` (None where a failed
+    operation has no figure)."""
+    rows = []
+    for op in document["operations"]:
+        producers = op.get("producers", {})
+        rows.append({c.name: producers.get(c.name) if c.name in PRODUCERS else op.get(c.name)
+                     for c in OPERATION_COLUMNS})
+    return rows
+
+
+def phase_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The phase table: one dict per phase, the keys of :data:`PHASE_COLUMNS`."""
+    clock_Hz = document["provenance"]["architecture"]["clock_GHz"] * 1e9
+    total_energy = document["totals"]["energy_pJ"]
+    counts: dict[str, int] = {}
+    for op in document["operations"]:
+        if op["status"] == "ok":
+            counts[op["phase"]] = counts.get(op["phase"], 0) + 1
+    rows = []
+    for phase, agg in document["phases"].items():
+        latency = agg["cycles"] / clock_Hz
+        energy_J = agg["energy_pJ"] * 1e-12
+        rows.append({"phase": phase, "operations": counts.get(phase, 0), "macs": agg["macs"], "flops": agg["flops"],
+                     "cycles": agg["cycles"], "latency_s": latency, "energy_pJ": agg["energy_pJ"],
+                     "energy_share": agg["energy_pJ"] / total_energy if total_energy else 0.0,
+                     "throughput_GFLOPS": agg["flops"] / latency / 1e9 if latency else 0.0,
+                     "efficiency_GFLOPS_per_W": agg["flops"] / energy_J / 1e9 if energy_J else 0.0,
+                     "power_W": energy_J / latency if latency else 0.0})
+    return rows
+
+
+TABLES = {"operations": (OPERATION_COLUMNS, operation_rows), "phases": (PHASE_COLUMNS, phase_rows)}
+
+
+def _table(document: dict[str, Any], table: str) -> tuple[tuple[Column, ...], list[dict[str, Any]]]:
+    if table not in TABLES:
+        raise SpecError(f"no table '{table}'; tables: {', '.join(TABLES)}")
+    columns, rows = TABLES[table]
+    return columns, rows(document)
+
+
+def csv_text(document: dict[str, Any]) -> str:
+    """``operations.csv``: floats in full precision (``repr``), empty cells where a figure is missing."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([c.name for c in OPERATION_COLUMNS])
+    for row in operation_rows(document):
+        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row.values()])
+    return buf.getvalue()
+
+
+def parquet_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_parquet(document: dict[str, Any], table: str, path: Path) -> Path:
+    """One table of the document as a Parquet file (column descriptions in the field metadata)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ToolError("writing Parquet needs pyarrow", fix=TABLES_FIX) from None
+    columns, rows = _table(document, table)
+    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64()}
+    schema = pa.schema([pa.field(c.name, types[c.kind], metadata={"description": c.description}) for c in columns],
+                       metadata={"ntframe.schema": SCHEMA, "ntframe.table": table,
+                                 "ntframe.spec_sha256": document["provenance"]["spec_sha256"]})
+    data = pa.Table.from_pylist(rows, schema=schema)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(data, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class Written:
+    """What :func:`write_bundle` wrote, and what it could not write and why (one line each, with the fix)."""
+
+    paths: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def write_bundle(document: dict[str, Any], folder: Path) -> Written:
+    """``results.json``, ``operations.csv`` and (with pyarrow) ``operations.parquet`` and ``phases.parquet``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = Written()
+    atomic_write(folder / "results.json", json.dumps(document, indent=1, sort_keys=False) + "\n")
+    atomic_write(folder / "operations.csv", csv_text(document))
+    written.paths += [folder / "results.json", folder / "operations.csv"]
+    if parquet_available():
+        written.paths += [write_parquet(document, t, folder / f"{t}.parquet") for t in TABLES]
+    else:
+        written.notes.append(f"operations.parquet and phases.parquet not written (pyarrow is not installed): "
+                             f"{TABLES_FIX}")
+    return written
+
+
+class Results:
+    """One run's results: the ``results.json`` document with tables for analysis.
+
+    ``totals``, ``phases``, ``operations``, ``network`` and ``provenance`` are the document's sections (see
+    ``docs/results.md``); :meth:`to_pandas` and :meth:`to_parquet` give the operation (or phase) table;
+    :meth:`write` writes the whole bundle; in a notebook the object shows its per-phase table."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.stats: dict[str, Any] = {}
+        """How the run went (wall time, mapping-cache hits): not part of the results."""
+        self.written: Written | None = None
+        """What :meth:`write` (or ``ntframe.run(..., write=...)``) wrote last."""
+
+    @classmethod
+    def read(cls, path: str | Path) -> "Results":
+        """A bundle written before: its folder or its ``results.json``."""
+        path = Path(path)
+        file = path / "results.json" if path.is_dir() else path
+        try:
+            document = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"cannot read a results document: {exc}", file=str(file)) from None
+        if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+            raise SpecError(f"not an ntframe results document (schema {SCHEMA} expected)", file=str(file))
+        return cls(document)
+
+    name = property(lambda self: self.document["name"])
+    totals = property(lambda self: self.document["totals"])
+    phases = property(lambda self: self.document["phases"])
+    operations = property(lambda self: self.document["operations"])
+    network = property(lambda self: self.document["network"])
+    provenance = property(lambda self: self.document["provenance"])
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """The operations that failed, with their errors."""
+        return [op for op in self.operations if op["status"] != "ok"]
+
+    def to_pandas(self, table: str = "operations"):
+        """The operation table (or ``table="phases"``) as a pandas DataFrame: the CSV's columns, integers as
+        nullable ``Int64``, floats as ``float64``, text as ``string``."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ToolError("to_pandas needs pandas", fix=TABLES_FIX) from None
+        columns, rows = _table(self.document, table)
+        dtypes = {"str": "string", "int": "Int64", "float": "float64"}
+        return pd.DataFrame({c.name: pd.array([r[c.name] for r in rows], dtype=dtypes[c.kind]) for c in columns})
+
+    def to_parquet(self, path: str | Path, table: str = "operations") -> Path:
+        """The operation table (or ``table="phases"``) as a Parquet file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_parquet(self.document, table, path)
+
+    def write(self, folder: str | Path) -> Written:
+        """The whole bundle into ``folder``."""
+        self.written = write_bundle(self.document, Path(folder))
+        return self.written
+
+    def __repr__(self) -> str:
+        t = self.totals
+        return (f"<Results {self.name}: {len(self.operations)} operations ({t['operations_failed']} failed), "
+                f"{t['cycles']:,.0f} cycles, {t['energy_pJ'] / 1e6:,.2f} µJ, "
+                f"{t['efficiency_GFLOPS_per_W']:,.1f} GFLOPS/W>")
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = ["phase", "operations", "GMACs", "cycles", "latency ms", "energy µJ", "share", "GFLOPS", "GFLOPS/W"]
+
+        def cells(r: dict[str, Any]) -> list[str]:
+            return [esc(str(r["phase"])), f"{r['operations']:,}", f"{r['macs'] / 1e9:,.4f}", f"{r['cycles']:,.0f}",
+                    f"{r['latency_s'] * 1e3:,.4f}", f"{r['energy_pJ'] / 1e6:,.2f}", f"{r['energy_share']:.1%}",
+                    f"{r['throughput_GFLOPS']:,.1f}", f"{r['efficiency_GFLOPS_per_W']:,.1f}"]
+
+        t = self.totals
+        total = {"phase": "total", "operations": t["operations_ok"], "macs": t["macs"], "cycles": t["cycles"],
+                 "latency_s": t["latency_s"], "energy_pJ": t["energy_pJ"], "energy_share": 1.0 if t["energy_pJ"]
+                 else 0.0, "throughput_GFLOPS": t["throughput_GFLOPS"],
+                 "efficiency_GFLOPS_per_W": t["efficiency_GFLOPS_per_W"]}
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells(r)) + "</tr>"
+                       for r in phase_rows(self.document))
+        body += "<tr>" + "".join(f"<td><b>{c}</b></td>" for c in cells(total)) + "</tr>"
+        producers = ", ".join(f"{section}={esc(p['component'])} ({esc(p['plugin'])} {esc(p['version'])})"
+                              for section, p in self.provenance["plugins"].items())
+        failed = (f"<p><b>{t['operations_failed']} operation(s) failed</b>: "
+                  + "; ".join(esc(f"{op['name']}: {op['error']}") for op in self.failed[:5])
+                  + ("; …" if len(self.failed) > 5 else "") + "</p>") if self.failed else ""
+        return (f"<div><p><b>{esc(self.name)}</b>: {t['power_W']:.3f} W, "
+                f"{t['efficiency_GFLOPS_per_W']:,.1f} GFLOPS/W</p>"
+                "<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>"
+                f"<tbody>{body}</tbody></table><p><small>{producers}</small></p>{failed}</div>")
+
+
+__all__ = ["Results", "Written", "write_bundle", "csv_text", "operation_rows", "phase_rows", "OPERATION_COLUMNS",
+           "PHASE_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "atomic_write"]
