@@ -168,3 +168,9 @@ def test_the_example_plugin_imports_only_the_public_interface():
             used += [(alias.name, None) for alias in node.names if alias.name.startswith("ntframe")]
     assert used and all(module in table and (name is None or name in table[module]) for module, name in used), used
     assert {module for module, _ in used} >= {"ntframe", "ntframe.components", "ntframe.results"}
+
+
+def test_every_package_is_installed():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {module_name(p) for p in PACKAGE.rglob("__init__.py")} | {"ntframe_plugins"}
+    assert set(project["tool"]["setuptools"]["packages"]) == packages

@@ -9,12 +9,18 @@ attribute, where its number comes from (tags [P] paper, [S] third-party summary,
 Flattened, the storage components become :class:`StorageLevel` s (outermost first); each has a ``fanout``, the
 number of its instances under one instance of the storage level above (for the outermost level: under the
 root). The last component must be the compute unit.
+
+``Architecture.content_sha256`` identifies what the architecture means: the flattened levels, compute units and
+network with every number (and the spec's ``cubes`` and precision overrides), not the file's bytes. Comments,
+key order, descriptions, sources, the architecture's ``name`` and the file's name do not change it, so they
+change no result (it seeds the mapping search and keys the mapping cache); ``file_sha256`` is the bytes' hash.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -185,8 +191,9 @@ class Architecture:
     levels: tuple[StorageLevel, ...]
     compute: ComputeUnit
     source: str
-    content_sha256: str
+    content_sha256: str             # what the architecture means (see the module docstring)
     network: Interconnect | None = None
+    file_sha256: str = ""           # the file's bytes
 
     @property
     def fanouts(self) -> tuple[int, ...]:
@@ -271,11 +278,16 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
             if bits not in table:
                 raise pos.error(f"phase {phase.value} uses {bits}-bit operands but compute '{compute.name}' has "
                                 f"energies only for {sorted(table)} bits", ("architecture", "nodes"))
-    digest = hashlib.sha256(path.read_bytes() + f"|cubes={cubes}|{sorted(precision.items())}".encode()).hexdigest()
+    meaning = {"clock_GHz": body.clock_GHz, "cubes": cubes,
+               "precision_bits": {phase.value: bits for phase, bits in precision.items()},
+               "levels": [asdict(level) for level in storage], "compute": asdict(compute),
+               "network": asdict(network) if network else None}
+    digest = hashlib.sha256(json.dumps(meaning, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     if network_node and network is None:
         raise pos.error("the network component must be followed by the container whose instances it connects "
                         "(with spatial: {meshX, meshY})", network_node[1])
-    return Architecture(body.name, body.clock_GHz, precision, tuple(storage), compute, str(path), digest, network)
+    return Architecture(body.name, body.clock_GHz, precision, tuple(storage), compute, str(path), digest, network,
+                        hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 __all__ = ["Architecture", "StorageLevel", "ComputeUnit", "load_architecture"]
