@@ -1,4 +1,4 @@
-"""Cost models and mappers side by side (issue 6), printed.
+"""Cost models and mappers side by side, printed.
 
     .venv/bin/python bench/bench_compare.py [--quick]     # NTFRAME_TIMELOOP_BIN adds Timeloop's columns
 

@@ -1,4 +1,4 @@
-"""Mapper and cost-model budgets on the NeuroTrainer reference (issue 4), printed as a table.
+"""Mapper and cost-model budgets on the NeuroTrainer reference, printed as a table.
 
     .venv/bin/python bench/bench_mapper.py [--quick]
 

@@ -1,4 +1,4 @@
-"""Memory-side figures (issue 5), printed.
+"""Memory-side figures, printed.
 
     .venv/bin/python bench/bench_memory.py          # NTFRAME_RAMULATOR / NTFRAME_DRAMSIM3 add the live columns
 

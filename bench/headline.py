@@ -1,10 +1,12 @@
-"""The seed's headline, measured: NeuroTrainer reference on CNNs, an RNN, an MLP, CNN+RNN and a transformer.
+"""NeuroTrainer's headline claims, measured: the reference architecture on CNNs, an RNN, an MLP, CNN+RNN and a
+transformer (the claims: docs/sources.md#neurotrainer-and-its-predecessors).
 
     .venv/bin/python bench/headline.py [--evaluations 2000] > table.md
 
 Runs `ntframe run` (zoo network, NeuroTrainer reference architecture, hmc-analytic memory) with each mapper
 and prints a markdown table: throughput, GFLOPS/W (logic die + HMC DRAM energy), utilisation of the 512 MACs,
-and where the energy goes. Batches follow the H100 measurements in ../shared/design/neurotrainer.md.
+and where the energy goes. Batches follow the H100 measurements in
+docs/sources.md#a-gpu-for-comparison-h100-measurements; the results are in docs/neurotrainer-results.md.
 """
 
 from __future__ import annotations

@@ -102,6 +102,11 @@ def _print_summary(document: dict) -> None:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from ntframe.host import PluginHost
     host = PluginHost().load()  # failures are listed below (or in the JSON), not warned about
+    if args.name:
+        from ntframe.options import describe_plugin, render_text
+        described = describe_plugin(host, args.name)
+        print(json.dumps(described, indent=2) if args.json else render_text(described))
+        return 0
     described = host.describe()
     if args.json:
         print(json.dumps(described, indent=2))
@@ -113,6 +118,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             print(f"    {c['family']}: {c['name']}")
         if p["error"]:
             print(f"    error: {p['error']}")
+    print("\n`ntframe plugins NAME` shows a plugin's or a component's options (type, default, what each does).")
     return 0
 
 
@@ -358,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="check a spec, its plugin options and its architecture, without running")
     p.add_argument("spec")
     p.set_defaults(func=cmd_validate)
-    p = sub.add_parser("plugins", help="list plugins, their components and load failures")
+    p = sub.add_parser("plugins", help="list plugins, their components and load failures; or one plugin's or "
+                                       "component's options")
+    p.add_argument("name", nargs="?", help="a plugin (entry-point name) or a component: show its options")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plugins)
     p = sub.add_parser("export", parents=[overrides],

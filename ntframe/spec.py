@@ -78,18 +78,23 @@ class ArchitectureSection(BaseModel):
 
 class MapperSection(_Section):
     name: str = "native"
+    """Mapping searcher component (``ntframe plugins`` lists them); the section's other keys are its options."""
     budget: Budget = Budget()
+    """How much the search may spend per operation."""
     seed: int = 0
+    """Seed of the mapping search: the same seed and evaluation budget give the same mappings."""
     cache: bool = True
     """Keep search results in the mapping cache (NTFRAME_CACHE_DIR, else ~/.cache/ntframe)."""
 
 
 class CostModelSection(_Section):
     name: str = "native"
+    """Compute cost model component; the section's other keys are its options."""
 
 
 class MemorySection(_Section):
     backend: str = "hmc-analytic"
+    """Memory backend component; the section's other keys are its options."""
 
 
 class Spec(BaseModel):

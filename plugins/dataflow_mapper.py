@@ -37,7 +37,9 @@ from ntframe.workload import Operation, OpKind, Phase
 class DataflowOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     objective: Literal["energy", "delay", "edp"] = "edp"
+    """What to minimise: energy (pJ), delay (cycles) or their product."""
     spatial_probability: float = Field(0.8, ge=0, le=1)
+    """Chance that a sampled loop factor is tried in a spatial slot first (within the template's splits)."""
 
 
 def template(op: Operation, problem: Problem, levels: int) -> tuple[Constraints, str]:

@@ -49,21 +49,33 @@ DRAMSIM3_FIX = "build umd-memsys/DRAMsim3 and set NTFRAME_DRAMSIM3=/path/to/dram
 class _SimOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     layout: Literal["vault-local", "interleaved"] = "vault-local"
+    """Where each vault's share of a tensor is stored: vault-local (in that vault, as the engines read it) or
+    interleaved (row-major over the cube, 64-byte lines rotating over the vaults)."""
     max_requests: PositiveInt = 50_000
     """Requests simulated per operation at most (the rest is sampled)."""
     windows: PositiveInt = 4
+    """Stretches of DRAM-level steps, spread over the operation, that the sample is taken from."""
     timeout_s: PositiveFloat = 600.0
+    """Wall-clock limit of one simulator run (it is stopped, with its process group, after it)."""
 
 
 class RamulatorOptions(_SimOptions):
     org: str = "HMC_4GB"
+    """Ramulator's ``org``: the cube's organisation (HMC_4GB: 32 vaults x 8 banks; HMC_8GB: 16 banks)."""
     speed: str = "HMC_2500"
+    """Ramulator's ``speed``: the timing set (HMC_2500: tCK 0.8 ns)."""
     maxblock: str = "HMC_64B"
+    """Ramulator's ``maxblock``: the largest request block."""
     link_width: str = "HMC_Full_Width"
+    """Ramulator's ``link_width``: lanes per host link (full width: 16)."""
     lane_speed: str = "HMC_30_Gbps"
+    """Ramulator's ``lane_speed``: rate of one lane."""
     addressing_type: Literal["RoCoBaVa", "RoBaCoVa"] = "RoCoBaVa"
+    """Ramulator's ``addressing_type``: the address mapping (the trace is written with the same one)."""
     source_mode_host_links: PositiveInt = 4
+    """Ramulator's ``source_mode_host_links``: host links in use."""
     payload_flits: PositiveInt = 4
+    """Ramulator's ``payload_flits``: data FLITs of a 64-byte request (16-byte FLITs)."""
 
 
 class DRAMSim3Options(_SimOptions):

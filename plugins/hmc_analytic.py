@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 import ntframe
 from ntframe.components import MemoryBackend
 from ntframe.hardware import Architecture
-from ntframe.memory.hmc_bank import HMCParams, simulate
+from ntframe.memory.hmc_bank import HMCParams, hmc_params, simulate
 from ntframe.memory.trace import ADDRESS_MAPPINGS
 from ntframe.memory.tracegen import arch_memory_ratio, sample_traffic
 from ntframe.results import DramTraffic, MemoryCost
@@ -31,11 +31,17 @@ class HMCAnalyticOptions(BaseModel):
     model: Literal["bank", "stream"] = "bank"
     """bank: the bank-level model on a request trace; stream: vaults as bandwidth-limited channels."""
     address_mapping: Literal["RoCoBaVa", "RoBaCoVa", "rocorabgbach"] = "RoCoBaVa"
+    """How a byte address splits into row, column, bank and vault: Ramulator 1's HMC RoCoBaVa (its default) or
+    RoBaCoVa, or DRAMSim3's rocorabgbach."""
     layout: Literal["vault-local", "interleaved"] = "vault-local"
+    """Where each vault's share of a tensor is stored: vault-local (in that vault, as the engines read it) or
+    interleaved (row-major over the cube, 64-byte lines rotating over the vaults)."""
     page_policy: Literal["open", "closed"] = "open"
+    """open: a row stays open until another row of its bank is needed; closed: every access closes its row."""
     max_requests: PositiveInt = 30_000
     """Requests simulated per operation at most (the rest is sampled)."""
     windows: PositiveInt = 4
+    """Stretches of DRAM-level steps, spread over the operation, that the sample is taken from."""
     timings: dict[str, float] = {}
     """Overrides of the HMC timings and constants (names of ntframe.memory.hmc_bank.HMCParams, e.g. tCL)."""
     vault_bandwidth_GBps: PositiveFloat | None = None
@@ -50,11 +56,7 @@ class HMCAnalytic(MemoryBackend):
     Options = HMCAnalyticOptions
 
     def params(self) -> HMCParams:
-        known = set(HMCParams.__dataclass_fields__)
-        unknown = sorted(set(self.options.timings) - known)
-        if unknown:
-            raise ValueError(f"unknown timing(s) {unknown}; known: {sorted(known)}")
-        return HMCParams(**{**self.options.timings, "page_policy": self.options.page_policy})
+        return hmc_params(self.options.timings, page_policy=self.options.page_policy)
 
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         if self.options.model == "stream" or traffic.op is None:

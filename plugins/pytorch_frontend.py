@@ -31,7 +31,9 @@ from ntframe.workload import Network, NetworkBuilder, ShapeError
 class InputSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     shape: list[PositiveInt] = Field(min_length=1, max_length=3)
+    """Shape of one sample (no batch axis): (C, H, W), (T, F), (F,) or (T,) for token ids."""
     dtype: Literal["float", "index"] = "float"
+    """float: activations; index: integer token ids (for an embedding)."""
     vocab: PositiveInt = 2
     """For index inputs: example token ids are drawn below this."""
 
@@ -41,8 +43,12 @@ class PyTorchOptions(BaseModel):
     module: str
     """``package.module:Class`` of an nn.Module."""
     kwargs: dict[str, Any] = {}
+    """Keyword arguments of the module's constructor."""
     inputs: list[InputSpec] = Field(min_length=1)
+    """The module's inputs, in the order forward() takes them."""
     unsupported: Literal["error", "skip", "approximate"] = "error"
+    """Operators ntframe cannot expand: error (list them and stop), skip (pass shape-preserving ones through) or
+    approximate (as element-wise operations); what was skipped or approximated is noted in the results."""
 
 
 def _torch():

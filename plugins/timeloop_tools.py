@@ -101,6 +101,7 @@ class TimeloopModelOptions(BaseModel):
     """ntframe-ert: Timeloop prices with the architecture file's energies (exported as an ERT); accelergy:
     Timeloop asks Accelergy, or falls back to its built-in energies (flagged in the result)."""
     timeout_s: PositiveFloat = 300.0
+    """Wall-clock limit of one timeloop-model run (it is stopped, with its process group, after it)."""
 
 
 class TimeloopModel(CostModel):
@@ -136,7 +137,9 @@ class TimeloopModel(CostModel):
 class TimeloopMapperOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     algorithm: Literal["random_pruned", "linear_pruned", "exhaustive", "hybrid", "random"] = "random_pruned"
+    """timeloop-mapper's search algorithm."""
     objective: Literal["edp", "energy", "delay"] = "edp"
+    """What timeloop-mapper optimises first (its optimization metrics)."""
     victory_condition: PositiveInt = 500
     """Stop after this many valid mappings without an improvement."""
     invalid_timeout: PositiveInt = 5000

@@ -291,6 +291,7 @@ class ZigZagModel(CostModel):
 class ZigZagLomaOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     objective: Literal["edp", "energy", "latency"] = "edp"
+    """What LOMA minimises: energy x latency, energy or latency."""
     lpf_limit: PositiveInt = 6
     """LOMA's limit on loop prime factors (orderings grow factorially with it)."""
     spatial_mappings: PositiveInt = 3

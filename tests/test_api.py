@@ -42,6 +42,7 @@ def test_run_on_a_dict_spec_with_an_override(notebook_run):
 
 
 def test_to_pandas_columns_and_dtypes(notebook_run):
+    pytest.importorskip("pandas", reason="to_pandas needs the 'tables' extra")
     frame = notebook_run.to_pandas()
     assert list(frame.columns) == [c.name for c in OPERATION_COLUMNS]
     assert len(frame) == len(notebook_run.operations)
@@ -77,6 +78,16 @@ def test_parquet_read_back_equals_the_csv(notebook_run, tmp_path):
     assert Results.read(tmp_path / "bundle").document == notebook_run.document
     assert notebook_run.to_parquet(tmp_path / "alone.parquet").read_bytes() == \
         (tmp_path / "bundle" / "operations.parquet").read_bytes()
+
+
+def test_without_pyarrow_the_bundle_says_how_to_get_the_tables(notebook_run, tmp_path, monkeypatch):
+    import ntframe.bundle
+    monkeypatch.setattr(ntframe.bundle, "parquet_available", lambda: False)
+    written = notebook_run.write(tmp_path / "bundle")
+    assert [p.name for p in written.paths] == ["results.json", "operations.csv"]
+    assert written.notes == ["operations.parquet and phases.parquet not written (pyarrow is not installed): "
+                             "pip install 'ntframe[tables]'"]
+    assert sorted(p.name for p in (tmp_path / "bundle").iterdir()) == ["operations.csv", "results.json"]
 
 
 def test_html_shows_the_per_phase_table(notebook_run):
@@ -156,6 +167,7 @@ def test_output_resolves_relative_to_the_spec(tmp_path):
 
 
 def test_compare_api_gives_a_table(tmp_path):
+    pytest.importorskip("pandas", reason="to_pandas needs the 'tables' extra")
     spec = dict(DICT_SPEC, mapper={"name": "native", "budget": {"evaluations": 20, "seconds": 600}})
     comparison = ntframe.compare(spec, cost_models=["native"], memories=["hmc-analytic"],
                                  operations=["conv1.forward", "relu1.forward"])

@@ -185,5 +185,18 @@ def test_timings_not_in_the_model_are_refused_by_name():
     the timings it does have, not a silent no-op."""
     from ntframe_plugins.hmc_analytic import HMCAnalytic, HMCAnalyticOptions
     assert HMCAnalytic(HMCAnalyticOptions(timings={"tRCD": 20})).params().tRCD == 20
-    with pytest.raises(ValueError, match=r"unknown timing\(s\) \['tFAW'\]; known: .*'tRCD'"):
+    with pytest.raises(ValueError, match=r"unknown timing\(s\) \['tFAW'\]; the model's numeric parameters: .*'tRCD'"):
         HMCAnalytic(HMCAnalyticOptions(timings={"tFAW": 30})).params()
+
+
+def test_count_timings_arrive_as_whole_numbers():
+    """The option holds floats (YAML's 32 and 32.0 alike); counts reach the model as ints, fractions are refused."""
+    from ntframe_plugins.hmc_analytic import HMCAnalytic, HMCAnalyticOptions
+    params = HMCAnalytic(HMCAnalyticOptions(timings={"queue_per_vault": 32, "controller_queue": 16.0,
+                                                     "tCK_ns": 1.25}, page_policy="closed")).params()
+    assert (params.queue_per_vault, params.controller_queue, params.tCK_ns, params.page_policy) == (32, 16, 1.25, "closed")
+    assert type(params.queue_per_vault) is int and type(params.controller_queue) is int
+    with pytest.raises(ValueError, match="tCL counts cycles or entries: 17.5 is not a whole number"):
+        HMCAnalytic(HMCAnalyticOptions(timings={"tCL": 17.5})).params()
+    traffic_windows = np.arange(64), np.zeros(64, int), np.zeros(64, int), np.arange(64) // 8, np.zeros(64, int)
+    assert simulate(*traffic_windows, 64, params)["requests"] == 64

@@ -40,12 +40,13 @@ die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
 Defaults: HMC 2.1 timings of Ramulator 1's ``HMC_2500`` (tCK 0.8 ns); the data-path constants
 (``data_cycles``, request/response paths) calibrated on Ramulator 1 runs (docs/memory.md); the host links
 and queues (``links`` ... ``controller_queue``) from the HMC specification as Ramulator 1 implements it, each
-field's source beside it (not fitted); energies from
-../shared/design/neurotrainer.md ([S] 10.48 pJ/bit for the cube: 3.7 DRAM + 6.78 logic).
+field's source beside it (not fitted); energies from docs/sources.md#energies ([S] 10.48 pJ/bit for the cube:
+3.7 DRAM + 6.78 logic).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import warnings
@@ -98,6 +99,25 @@ class HMCParams:
                                          # a packet entering only with room for its FLITs
     controller_queue: int = 32           # a vault's read queue and its write queue (HMC_Controller.h Queue::max);
                                          # a request leaves it at its column command
+
+
+def hmc_params(numbers: dict[str, float], **settings: str) -> HMCParams:
+    """:class:`HMCParams` with some numeric fields overridden (``{"tCL": 20}``) and text settings given by name
+    (``page_policy="closed"``). A name that is not a numeric field, or a fractional value for a count, raises
+    ValueError naming the fields there are."""
+    fields = {f.name: f for f in dataclasses.fields(HMCParams)}
+    numeric = sorted(n for n, f in fields.items() if f.type in ("int", "float"))
+    unknown = sorted(set(numbers) - set(numeric))
+    if unknown:
+        raise ValueError(f"unknown timing(s) {unknown}; the model's numeric parameters: {numeric}")
+    values: dict[str, float | int | str] = dict(settings)
+    for name, value in numbers.items():
+        if fields[name].type == "int":
+            if float(value) != int(value):
+                raise ValueError(f"timing {name} counts cycles or entries: {value} is not a whole number")
+            value = int(value)
+        values[name] = value
+    return HMCParams(**values)  # type: ignore[arg-type]
 
 
 _jit_failure: list[str] = []          # why the compiled pass failed in this process (then numpy alone)
