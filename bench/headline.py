@@ -1,7 +1,10 @@
 """NeuroTrainer's headline claims, measured: the reference architecture on CNNs, an RNN, an MLP, CNN+RNN and a
 transformer (the claims: docs/sources.md#neurotrainer-and-its-predecessors).
 
-    .venv/bin/python bench/headline.py [--evaluations 2000] > table.md
+    .venv/bin/python bench/headline.py [--evaluations 2000] [--set PATH=VALUE ...] > table.md
+
+`--set` is passed to every `ntframe run` (the first-order table of docs/neurotrainer-results.md:
+`--set memory.model=stream --set cost_model.dram_line_bytes=0`).
 
 Runs `ntframe run` (zoo network, NeuroTrainer reference architecture, hmc-analytic memory) with each mapper
 and prints a markdown table: throughput, GFLOPS/W (logic die + HMC DRAM energy), utilisation of the 512 MACs,
@@ -25,13 +28,15 @@ CASES = [("alexnet", 256, {}), ("vgg16", 64, {}), ("resnet50", 128, {}), ("lstm_
          ("lstm_lm", 256, {}), ("mlp", 1024, {}), ("cnn_rnn", 64, {}), ("transformer", 32, {})]
 
 
-def run(network: str, batch: int, params: dict, mapper: str, evaluations: int, tmp: Path) -> dict:
+def run(network: str, batch: int, params: dict, mapper: str, evaluations: int, overrides: list[str],
+        tmp: Path) -> dict:
     spec = tmp / f"{network}-{batch}-{mapper}.yaml"
     spec.write_text(f"version: 1\nname: {network}\nworkload: {{frontend: zoo, network: {network}, batch: {batch}, "
                     f"params: {json.dumps(params)}}}\narchitecture: {{spec: neurotrainer/hmc2-32vault}}\n"
                     f"mapper: {{name: {mapper}, budget: {{evaluations: {evaluations}, seconds: 120}}, seed: 0}}\n")
     out = tmp / spec.stem
-    subprocess.run([EXE, "run", str(spec), "-q", "-o", str(out)], check=True, capture_output=True,
+    sets = [arg for item in overrides for arg in ("--set", item)]
+    subprocess.run([EXE, "run", str(spec), "-q", "-o", str(out), *sets], check=True, capture_output=True,
                    env={**os.environ, "NTFRAME_CACHE_DIR": str(tmp / "cache")})
     return json.loads((out / "results.json").read_text())
 
@@ -53,6 +58,7 @@ def breakdown(doc: dict) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--evaluations", type=int, default=2000)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     args = parser.parse_args()
     print("| network (batch) | mapper | GFLOP/step | TFLOP/s | GFLOPS/W | utilisation | power W | energy: MAC / RF / "
           "SRAM / NoC / DRAM |")
@@ -60,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for network, batch, params in CASES:
             for mapper in ("neurotrainer-dataflow", "native"):
-                doc = run(network, batch, params, mapper, args.evaluations, Path(tmp))
+                doc = run(network, batch, params, mapper, args.evaluations, args.overrides, Path(tmp))
                 t = doc["totals"]
                 util = t["throughput_GFLOPS"] / 1024.0
                 b = breakdown(doc)
