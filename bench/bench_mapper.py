@@ -8,6 +8,10 @@
 3. Mapper quality: best EDP and search time of the native and neurotrainer-dataflow mappers on reference layers,
    with the outermost-loops mapping as the peer.
 4. Native cost-model throughput: evaluations per second, one at a time and in a batch of 512.
+5. Seed spread (``--spread`` runs only this): the native search's EDP over seeds 0-9 on the reference layers
+   (VGG-16 conv3_2 at batch 4, all three phases, and fc6.forward; and the layers of 3.) at the example spec's
+   budget (400) and the default (2000), with the exploration-only search (no descent) as the peer, in the same
+   run; and on three small layers of arch_specs/tiny/1vault-8x8.yaml, the gap to the exhaustive optimum.
 Each run is a fresh `ntframe run` subprocess (interpreter start included); the cache lives in a temporary folder.
 """
 
@@ -45,7 +49,11 @@ def spec(network: str, mapper: str = "native", evaluations: int = 2000) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="skip ResNet-50")
+    parser.add_argument("--spread", action="store_true", help="only the seed spread (5.)")
     args = parser.parse_args()
+    if args.spread:
+        spread()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         cold, doc = run_spec(spec("vgg16"), tmp / "cache", tmp / "vgg-cold")
@@ -64,6 +72,7 @@ def main() -> None:
                   "GFLOPS/W")
     quality()
     throughput()
+    spread()
 
 
 def reference_layers():
@@ -133,6 +142,63 @@ def throughput() -> None:
     single = 200 / (time.perf_counter() - t0)
     print(f"\nnative cost model on {op.name}: {batched:,.0f} evaluations/s in batches of 512, "
           f"{single:,.0f}/s one at a time (ratio {batched / single:.0f}x)")
+
+
+def spread() -> None:
+    import numpy as np
+
+    from ntframe.hardware.architecture import load_architecture
+    from ntframe.mapping.exhaustive import optimum
+    from ntframe.mapping.mapspace import Problem
+    from ntframe.mapping.search import EXPLORE, batch_evaluator, search
+    from ntframe.paths import shipped_root
+    from ntframe.workload.ir import PHASES
+    from ntframe.workload.training import expand
+    from ntframe_plugins.native_cost import NativeCostModel
+    from ntframe_plugins.zoo import ZOO
+    sys.path.insert(0, str(ROOT))
+    from tests.test_exhaustive import TINY, small_ops
+    arch = load_architecture(shipped_root() / "arch_specs/neurotrainer/hmc2-32vault.yaml")
+    evaluate = batch_evaluator(NativeCostModel(), arch)
+    vgg4 = {op.name: op for op in expand(ZOO["vgg16"][1](ZOO["vgg16"][0]()).build(4), PHASES,
+                                         dict.fromkeys(PHASES, 16))}
+    layers = [(f"{n} (b4)", vgg4[n]) for n in ("conv3_2.forward", "conv3_2.backward_data",
+                                                 "conv3_2.backward_weight", "fc6.forward")]
+    layers += [(f"{op.name} (b16)", op) for op in reference_layers()]
+
+    def seeds(problem, arch, evaluate, budget, explore):
+        t0 = time.perf_counter()
+        edp = np.array([(lambda o: o.energy_pJ * o.cycles)(search(problem, arch, evaluate, evaluations=budget,
+                        seconds=600, seed=s, tag="native", explore=explore)) for s in range(10)])
+        return edp, (time.perf_counter() - t0) / 10
+
+    print("\nseed spread of the native search: EDP over seeds 0-9 (pJ*cycles); spread = worst / best - 1; "
+          "descent vs exploration only")
+    print(f"{'operation':<36} {'budget':>6} | {'best':>10} {'median':>10} {'spread':>7} {'s/seed':>6} | "
+          f"{'expl. best':>10} {'median':>10} {'spread':>7} | median ratio")
+    for label, op in layers:
+        problem = Problem(op)
+        for budget in (400, 2000):
+            new, t_new = seeds(problem, arch, evaluate, budget, EXPLORE)
+            old, _ = seeds(problem, arch, evaluate, budget, 1.0)
+            print(f"{label:<36} {budget:>6} | {new.min():10.3e} {np.median(new):10.3e} "
+                  f"{new.max() / new.min() - 1:7.1%} {t_new:6.2f} | {old.min():10.3e} {np.median(old):10.3e} "
+                  f"{old.max() / old.min() - 1:7.1%} | {np.median(new) / np.median(old):.3f}")
+    tiny = load_architecture(TINY)
+    evaluate = batch_evaluator(NativeCostModel(), tiny)
+    print("\ngap to the exhaustive optimum, arch_specs/tiny/1vault-8x8.yaml, seeds 0-9 (worst seed)")
+    for name, batch, features in (("conv.forward", 1, 16), ("conv.backward_weight", 1, 16), ("fc.forward", 2, 32)):
+        problem = Problem(small_ops(batch=batch, features=features)[name])
+        t0 = time.perf_counter()
+        best = optimum(problem, tiny, evaluate)
+        t_opt = time.perf_counter() - t0
+        cells = []
+        for budget in (400, 2000):
+            for explore in (EXPLORE, 1.0):
+                edp, _ = seeds(problem, tiny, evaluate, budget, explore)
+                cells.append(f"{budget}{'' if explore == EXPLORE else ' expl.'}: +{edp.max() / best.value - 1:.3%} "
+                             f"({int((edp <= best.value * (1 + 1e-9)).sum())}/10 on it)")
+        print(f"  {name:<22} {best.mappings:>10,} mappings, enumerated in {t_opt:5.1f} s | " + " | ".join(cells))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2
+"""Part of every key: bump it when a change to ntframe alters what a search or a cost model returns for the same
+inputs (the reference plugins' versions follow ntframe's, which a development change does not bump), so
+results cached before the change are not served after it. 2: the native search's descent phase."""
 
 
 def cache_folder() -> Path:

@@ -47,4 +47,8 @@ class ToolError(NtframeError):
         super().__init__(f"{message}\n  fix: {fix}" if fix else message)
 
 
-__all__ = ["NtframeError", "PluginError", "SpecError", "ToolError"]
+class MappingError(NtframeError, ValueError):
+    """No mapping can satisfy an operation's mapping constraints, or a mapper cannot express them."""
+
+
+__all__ = ["MappingError", "NtframeError", "PluginError", "SpecError", "ToolError"]

@@ -72,8 +72,14 @@ def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
         arch_path = resolve_path(spec.architecture.spec, loaded.dir, "arch_specs")
     except SpecError as exc:
         raise pos.error(str(exc), ("architecture", "spec")) from None
-    arch = load_architecture(arch_path, cubes=spec.architecture.cubes,
-                             precision_override=spec.architecture.precision_bits)
+    try:
+        arch = load_architecture(arch_path, cubes=spec.architecture.cubes,
+                                 precision_override=spec.architecture.precision_bits,
+                                 constraints=spec.mapper.constraints)
+    except ValueError as exc:
+        if not str(exc).startswith("constraints"):
+            raise
+        raise pos.error(f"{exc}", ("mapper", "constraints")) from None
     for section, (reg, component) in components.items():
         component.check_available()          # a missing external tool fails here, before any work
     cache = MappingCache(cache_folder() if spec.mapper.cache else None)

@@ -85,6 +85,11 @@ class MapperSection(_Section):
     """Seed of the mapping search: the same seed and evaluation budget give the same mappings."""
     cache: bool = True
     """Keep search results in the mapping cache (NTFRAME_CACHE_DIR, else ~/.cache/ntframe)."""
+    constraints: dict[str, dict[str, Any]] = {}
+    """Mapping constraints a study adds to the architecture's, by node name: a storage level takes ``keep``,
+    ``bypass``, ``permutation`` (innermost first) and ``factors``; a container ``dims``, ``factors`` and
+    ``no_spatial_reduction`` (docs/model.md, "Mapping constraints"). The native and neurotrainer-dataflow mappers
+    honour them; timeloop-mapper and zigzag-loma refuse a constrained architecture with an error."""
 
 
 class CostModelSection(_Section):

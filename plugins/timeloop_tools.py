@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 import ntframe
 from ntframe.components import Budget, CostModel, MappingSearcher
-from ntframe.errors import ToolError
+from ntframe.errors import MappingError, ToolError
 from ntframe.hardware import Architecture
 from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
 from ntframe.interop.timeloop import (input_files, mapping_yaml, parse_mapping, parse_stats, per_vault_bounds,
@@ -163,6 +163,10 @@ class TimeloopMapper(MappingSearcher):
     def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
                seed: int) -> SearchResult:
         exe = _program("timeloop-mapper")
+        if architecture.constraints is not None:
+            raise MappingError("timeloop-mapper: the architecture has mapping constraints, which this adapter does "
+                               "not write into Timeloop's constraints yet; use the native or neurotrainer-dataflow "
+                               "mapper, or remove the constraints")
         started = time.perf_counter()
         split = vault_split(operation, architecture, cost_model, budget, seed, self.options.objective,
                             self.options.vault_split, "timeloop-vault-split")

@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, PositiveInt
 
 import ntframe
 from ntframe.components import Budget, CostModel, MappingSearcher
-from ntframe.errors import PluginError, ToolError
+from ntframe.errors import MappingError, PluginError, ToolError
 from ntframe.hardware import Architecture
 from ntframe.mapping import LevelMapping, Mapping, structural_problems
 from ntframe.mapping.nest import capacity_problems
@@ -312,6 +312,10 @@ class ZigZagLoma(MappingSearcher):
     def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
                seed: int) -> SearchResult:
         zz = _zigzag()
+        if architecture.constraints is not None:
+            raise MappingError("zigzag-loma: the architecture has mapping constraints, which this adapter does not "
+                               "express in ZigZag yet; use the native or neurotrainer-dataflow mapper, or remove "
+                               "the constraints")
         started = time.perf_counter()
         try:
             operand_names(operation)

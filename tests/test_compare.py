@@ -197,8 +197,11 @@ def test_zigzag_holds_the_mapping_fixed_and_agrees_where_the_models_agree(exampl
                 continue
             if all(len(axis) == 1 for axis in t.projection):
                 assert theirs == pytest.approx(ours, rel=1e-3), (name, t.name)
-            else:       # a window over a padded input: ZigZag sizes it from the loop bounds, padding included
-                assert ours <= theirs <= 1.05 * ours, (name, t.name)
+            else:
+                # a window over a padded input: ZigZag sizes it from the loop bounds, padding included, and credits
+                # no sliding-window (halo) reuse between successive tiles, which ntframe (as Timeloop) does: on
+                # conv3.backward_weight, 3-row input tiles stepping by 2 rows at the DRAM level read 4/3 as much
+                assert ours * (1 - 1e-5) <= theirs <= 1.5 * ours, (name, t.name)     # (ZigZag rounds its words)
         assert cost.cycles >= cost.compute_cycles
 
 
@@ -357,7 +360,8 @@ def test_compare_through_a_memory_backend_and_mapping_from_another_model(example
     assert z["dram_bytes"] > n["dram_bytes"]
     for key in ("energy_pJ", "read_bytes", "write_bytes"):
         assert z["memory"][key] == n["memory"][key]
-    assert z["on_die_cycles"] > n["on_die_cycles"] and z["memory"]["bandwidth_GBps"] < n["memory"]["bandwidth_GBps"]
+    # (a slower on-die time issues the trace no faster: equal bandwidth where the memory bounds the issue)
+    assert z["on_die_cycles"] > n["on_die_cycles"] and z["memory"]["bandwidth_GBps"] <= n["memory"]["bandwidth_GBps"]
     mapped_by_zigzag = compare_cost_models(resolved, host, ["native", "zigzag"], mapping_from="zigzag",
                                            only="fc1.forward")
     assert mapped_by_zigzag["mapping_by"]["cost_model"] == "zigzag"

@@ -1,21 +1,20 @@
-"""Golden runs: the example spec and the seven zoo networks give the results recorded before the package was
-reorganised (issue 11), byte for byte once the file paths and file hashes of the provenance are set aside.
+"""Golden runs: the example spec and the seven zoo networks give the recorded results, byte for byte once the
+file paths and file hashes of the provenance are set aside.
 
-The hashes were recorded on commit 3bc6834 (before any module moved) with this test's own specs and
-normalisation (``ntframe run SPEC -o DIR``, then :func:`canonical`). A change that moves code must keep them;
-a change meant to alter figures re-records them and says why in its commit.
+First recorded on commit 3bc6834 (before the package was reorganised, issue 11; every move kept them). Recorded
+again when the native search gained its descent phase and specs their `mapper.constraints` (issue 12: better
+mappings, so other figures; the resolved spec in the provenance lists the constraints), with
+this test's own specs and normalisation (``ntframe run SPEC -o DIR``, then :func:`canonical`). A change that
+moves code must keep them; a change meant to alter figures re-records them and says why in its commit.
 
-One input changed on purpose since: the architecture's identity, which seeds the mapping search, was the hash of
-the file's bytes (so a comment changed every figure) and is now the hash of what the file means. The runs pin it
-to the value the recording used (:data:`RECORDED_ARCHITECTURE_SHA256`); everything else is what the recording
-computed. :func:`test_architecture_identity` pins today's value, and that comments, key order, names and the
-file's name leave it (and the figures) alone.
+:func:`test_architecture_identity` pins the architecture's identity (the hash of what the file means, which
+seeds the search and keys the mapping cache), and checks that comments, key order, names and the file's name
+leave it (and the figures) alone.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -28,19 +27,17 @@ from tests.conftest import EXAMPLE, ROOT
 ZOO = ["alexnet", "vgg16", "resnet50", "lstm_lm", "mlp", "cnn_rnn", "transformer"]
 
 RECORDED = {
-    "example": "baad93096b48e150b68e1febc3326da7b020705a67117ef5018c7ff096e6589c",
-    "alexnet": "06845e0c2fe2f5d461479496629e83a93c40847da503c558eb1e78f0707b457d",
-    "vgg16": "92c53f092d1bb87503b06964b058ce816b4eda331576babb2ff1af6bb4663b04",
-    "resnet50": "15aa48fa5448a2e298228b3f1824dbae678cdc11aa1fc68682230e85958ae31f",
-    "lstm_lm": "d56d7f346a06e3b11fc94f81d11b23ad9fe1b9e26e4891db3a417bdb35344543",
-    "mlp": "ea63504da9c11ed03d9bcdc365b4ec4c13383ff59bb87272125086cdca80df4b",
-    "cnn_rnn": "c4ad22784ac61dd3ea925f7d24d1574a33183b0b80e59698c0dbe4d7b31d4d58",
-    "transformer": "5944ad85d0f07dd3a3a34a87fc6ec849e4a44fea1535b36f3b9a6a082208cb79",
+    "example": "307ff3c3ffa9666def0e7a9284cf5e5678f43864728033f019b7a63c09c22d91",
+    "alexnet": "986d3f57c04ed08d2f947e6f1fcdc52b4c26a870ebb421d87cb351d280436280",
+    "vgg16": "58ecd615e5fbe116fa9bb9ba08edbc9b28cd2f8920bddddea3589f757b804123",
+    "resnet50": "aced140e99803f5e2816e33d5ccaf468f421cdabcbe3faabd49542e47b3360c7",
+    "lstm_lm": "acd8b75f2dae28c39e4f1a5bc470e4583b6c06ec4803dfd65c0decd1cc6c9063",
+    "mlp": "d7932599f4b3688716c59e6fe0d01b310e7072375bef089ba396b44380b51215",
+    "cnn_rnn": "473f3437e529f3e12fb1cd867bb5909be7d7bb4d7ac27a382041195059b2e026",
+    "transformer": "0feb102b6cbb7231635b2bd526e214735c5b7f86b2663202d8a34e82bd838ccd",
 }
 
 
-RECORDED_ARCHITECTURE_SHA256 = "2fb691a73fcd708c17206d7b5197d3f05ec245d46b09bd2d5c5ccfb1737a9b8d"
-"""neurotrainer/hmc2-32vault (cubes 1) as the recording identified it: SHA-256 of its bytes then."""
 ARCHITECTURE_SHA256 = "4d03048bd125680cb31b593e489c3f69098958b9d0cd8a3a67d17699789e0779"
 """neurotrainer/hmc2-32vault (cubes 1) as ntframe identifies it now: SHA-256 of its meaning."""
 
@@ -81,22 +78,9 @@ def run_to_document(spec: Path, folder: Path) -> dict:
     return json.loads((folder / "results.json").read_text())
 
 
-@pytest.fixture
-def recorded_identity(monkeypatch):
-    """The architecture identified as the recording identified it."""
-    import ntframe.runner
-    load = ntframe.runner.load_architecture
-
-    def pinned(*args, **kwargs):
-        arch = load(*args, **kwargs)
-        assert arch.content_sha256 == ARCHITECTURE_SHA256, "not the architecture the recording used"
-        return dataclasses.replace(arch, content_sha256=RECORDED_ARCHITECTURE_SHA256)
-    monkeypatch.setattr(ntframe.runner, "load_architecture", pinned)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["example", *ZOO])
-def test_results_match_the_recorded_run(name, tmp_path, recorded_identity):
+def test_results_match_the_recorded_run(name, tmp_path):
     spec = EXAMPLE if name == "example" else zoo_spec(tmp_path, name)
     text = canonical(run_to_document(spec, tmp_path / "out"))
     assert hashlib.sha256(text.encode()).hexdigest() == RECORDED[name]

@@ -22,9 +22,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, StringConstraints, ValidationError,
+                      model_validator)
 
 from ntframe.workload.ir import Phase
 from ntframe.yamlio import load_yaml, validate
@@ -63,10 +64,52 @@ class ComputeAttributes(_Strict):
     ops_per_cycle: PositiveInt = 1
 
 
+Factor = PositiveInt | Annotated[str, StringConstraints(pattern=r"^<=\s*[1-9][0-9]*$")]
+"""A loop factor in a constraint: exactly ``n``, or at most ``n`` written ``"<=n"``."""
+
+
+class StorageConstraints(_Strict):
+    """What a storage level allows, in Timeloop's constraint vocabulary. Tensors are named as the operations
+    name them (``I``, ``W``, ``O``, ``dO``, ``dI``, ``dW``, …) or by role: ``output`` (what the operation writes),
+    ``operands`` (what it only reads); dimensions by their letters. A name an operation lacks does not apply to it."""
+
+    keep: list[str] = []
+    """Tensors this level must hold (never bypassed)."""
+    bypass: list[str] = []
+    """Tensors that must pass this level by (never held here)."""
+    permutation: list[str] | str = []
+    """Loop order at this level, innermost first as in Timeloop (``"RSC"`` or ``[R, S, C]``); the loops listed
+    sit innermost in that order, the others above them in any order."""
+    factors: dict[str, Factor] = {}
+    """Temporal loop factors at this level, per dimension: ``4`` exactly, ``"<=8"`` at most."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StorageConstraints":
+        both = sorted(set(self.keep) & set(self.bypass))
+        if both:
+            raise ValueError(f"{', '.join(both)} cannot be both kept and bypassed")
+        order = list(self.permutation)
+        if len(set(order)) != len(order):
+            raise ValueError("permutation names a dimension twice")
+        return self
+
+
+class SpatialConstraints(_Strict):
+    """What a fan-out allows (on the ``!Container`` whose instances it spreads work over)."""
+
+    dims: list[str] | None = None
+    """Dimensions that may be split across the instances (omitted: any)."""
+    factors: dict[str, Factor] = {}
+    """Spatial factors per dimension: ``4`` exactly, ``"<=8"`` at most."""
+    no_spatial_reduction: bool = False
+    """No partial sums across the instances: only dimensions that index what the operation writes may be split."""
+
+
 class Container(_Strict):
     tag: Literal["Container"] = Field(alias="_tag")
     name: str
     spatial: Spatial = Spatial()
+    constraints: SpatialConstraints | None = None
     description: str = ""
     sources: dict[str, str] = {}
 
@@ -77,6 +120,7 @@ class StorageComponent(_Strict):
     class_: Literal["DRAM", "SRAM", "regfile"] = Field(alias="class")
     attributes: StorageAttributes
     spatial: Spatial = Spatial()
+    constraints: StorageConstraints | None = None
     description: str = ""
     sources: dict[str, str]
 
@@ -184,6 +228,22 @@ class Interconnect:
 
 
 @dataclass(frozen=True)
+class MappingRules:
+    """The mapping constraints of an architecture (its file's, with a spec's added): per storage level (outermost
+    first) and per fan-out row (into each storage level, then into the compute units), ``None`` where free."""
+
+    levels: tuple[StorageConstraints | None, ...]
+    rows: tuple[SpatialConstraints | None, ...]
+
+    def any(self) -> bool:
+        return any(c is not None for c in self.levels + self.rows)
+
+    def to_dict(self) -> dict:
+        return {"levels": [c.model_dump() if c else None for c in self.levels],
+                "rows": [c.model_dump() if c else None for c in self.rows]}
+
+
+@dataclass(frozen=True)
 class Architecture:
     name: str
     clock_GHz: float
@@ -194,6 +254,7 @@ class Architecture:
     content_sha256: str             # what the architecture means (see the module docstring)
     network: Interconnect | None = None
     file_sha256: str = ""           # the file's bytes
+    constraints: MappingRules | None = None     # None: no constraint beyond levels, fan-outs and capacities
 
     @property
     def fanouts(self) -> tuple[int, ...]:
@@ -209,9 +270,42 @@ def _mesh(spatial: Spatial) -> int:
     return spatial.meshX * spatial.meshY
 
 
+def _merge_storage(a: StorageConstraints | None, b: StorageConstraints | None) -> StorageConstraints | None:
+    """Both sets of constraints at once (a study's added to the hardware's); ValueError where they conflict."""
+    if a is None or b is None:
+        return a or b
+    order_a, order_b = list(a.permutation), list(b.permutation)
+    short, long = sorted((order_a, order_b), key=len)
+    if long[:len(short)] != short:
+        raise ValueError(f"permutation {''.join(order_b)} conflicts with {''.join(order_a)}")
+    factors = dict(a.factors)
+    for d, f in b.factors.items():
+        if d in factors and factors[d] != f:
+            raise ValueError(f"factor of {d} {f} conflicts with {factors[d]}")
+        factors[d] = f
+    return StorageConstraints(keep=sorted(set(a.keep) | set(b.keep)), bypass=sorted(set(a.bypass) | set(b.bypass)),
+                              permutation=long, factors=factors)
+
+
+def _merge_spatial(a: SpatialConstraints | None, b: SpatialConstraints | None) -> SpatialConstraints | None:
+    if a is None or b is None:
+        return a or b
+    dims = b.dims if a.dims is None else a.dims if b.dims is None else [d for d in a.dims if d in b.dims]
+    factors = dict(a.factors)
+    for d, f in b.factors.items():
+        if d in factors and factors[d] != f:
+            raise ValueError(f"factor of {d} {f} conflicts with {factors[d]}")
+        factors[d] = f
+    return SpatialConstraints(dims=dims, factors=factors,
+                              no_spatial_reduction=a.no_spatial_reduction or b.no_spatial_reduction)
+
+
 def load_architecture(path: str | Path, *, cubes: int = 1,
-                      precision_override: dict[Phase, int] | None = None) -> Architecture:
-    """Read, validate and flatten an architecture file. ``cubes`` multiplies the outermost fan-out."""
+                      precision_override: dict[Phase, int] | None = None,
+                      constraints: dict[str, dict] | None = None) -> Architecture:
+    """Read, validate and flatten an architecture file. ``cubes`` multiplies the outermost fan-out;
+    ``constraints`` (node name -> constraints as a mapping, a spec's) are added to the file's: a storage component
+    takes :class:`StorageConstraints`, a container :class:`SpatialConstraints`; ``ValueError`` names the key."""
     path = Path(path)
     data, pos = load_yaml(path)
     spec = validate(ArchitectureFile, data, pos)
@@ -223,6 +317,10 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
              "network": NetworkComponent}
     network_node: tuple[NetworkComponent, tuple] | None = None
     network: Interconnect | None = None
+    extra = dict(constraints or {})
+    level_rules: list[StorageConstraints | None] = []
+    row_rules: list[SpatialConstraints | None] = []
+    pending_rule: SpatialConstraints | None = None
     for i, raw in enumerate(body.nodes):
         loc = ("architecture", "nodes", i)
         if compute is not None:
@@ -247,6 +345,32 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
                                    net.attributes.hop_energy_pJ_per_bit, net.attributes.link_bandwidth_bytes_per_cycle)
         pending_fanout *= mesh
         total *= mesh
+        own = getattr(node, "constraints", None)
+        if own is not None and "constraints" not in node.sources:
+            raise pos.error("constraints without a source (say in 'sources: {constraints: ...}' where they come "
+                            "from, or tag them [A])", loc + ("sources",))
+        if node.name in extra:
+            if isinstance(node, ComputeComponent):
+                raise ValueError(f"constraints.{node.name}: the compute component takes no constraints (constrain "
+                                 "the container above it or a storage level)")
+            wanted = SpatialConstraints if isinstance(node, Container) else StorageConstraints
+            try:
+                added = wanted.model_validate(extra.pop(node.name))
+                own = (_merge_spatial if wanted is SpatialConstraints else _merge_storage)(own, added)  # type: ignore[arg-type]
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(x) for x in err["loc"])
+                kind = "a container's (dims, factors, no_spatial_reduction)" if wanted is SpatialConstraints else \
+                    "a storage level's (keep, bypass, permutation, factors)"
+                raise ValueError(f"constraints.{node.name}{'.' + where if where else ''}: {err['msg']} "
+                                 f"('{node.name}' takes {kind})") from None
+            except ValueError as exc:
+                raise ValueError(f"constraints.{node.name}: {exc}") from None
+        if isinstance(node, Container):
+            try:
+                pending_rule = _merge_spatial(pending_rule, own)
+            except ValueError as exc:
+                raise pos.error(str(exc), loc + ("constraints",)) from None
         if isinstance(node, (StorageComponent, ComputeComponent)):
             missing = [k for k, v in node.attributes.model_dump(exclude_none=True, exclude_unset=True).items()
                        if k not in node.sources]
@@ -259,11 +383,15 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
             gbps = a.bandwidth_GBps or a.bandwidth_bytes_per_cycle * body.clock_GHz  # type: ignore[operator]
             storage.append(StorageLevel(node.name, node.class_, pending_fanout, total, a.capacity_bytes, bpc,
                                         a.read_energy_pJ_per_bit, a.write_energy_pJ_per_bit, gbps))
+            level_rules.append(own)
+            row_rules.append(pending_rule)
+            pending_rule = None
             pending_fanout = 1
         elif isinstance(node, ComputeComponent):
             a = node.attributes
             compute = ComputeUnit(node.name, pending_fanout, total, dict(a.mac_energy_pJ), dict(a.add_energy_pJ),
                                   a.ops_per_cycle)
+            row_rules.append(pending_rule)
     if compute is None or not storage:
         raise pos.error("an architecture needs at least one storage component and a final compute component",
                         ("architecture", "nodes"))
@@ -278,16 +406,23 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
             if bits not in table:
                 raise pos.error(f"phase {phase.value} uses {bits}-bit operands but compute '{compute.name}' has "
                                 f"energies only for {sorted(table)} bits", ("architecture", "nodes"))
+    if extra:
+        raise ValueError(f"constraints name nodes the architecture lacks: {', '.join(sorted(extra))} (its nodes: "
+                         f"{', '.join(str(n.get('name')) for n in body.nodes if isinstance(n, dict))})")
+    rules = MappingRules(tuple(level_rules), tuple(row_rules))
     meaning = {"clock_GHz": body.clock_GHz, "cubes": cubes,
                "precision_bits": {phase.value: bits for phase, bits in precision.items()},
                "levels": [asdict(level) for level in storage], "compute": asdict(compute),
                "network": asdict(network) if network else None}
+    if rules.any():                       # absent when free, so an unconstrained architecture keeps its identity
+        meaning["constraints"] = rules.to_dict()
     digest = hashlib.sha256(json.dumps(meaning, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     if network_node and network is None:
         raise pos.error("the network component must be followed by the container whose instances it connects "
                         "(with spatial: {meshX, meshY})", network_node[1])
     return Architecture(body.name, body.clock_GHz, precision, tuple(storage), compute, str(path), digest, network,
-                        hashlib.sha256(path.read_bytes()).hexdigest())
+                        hashlib.sha256(path.read_bytes()).hexdigest(), rules if rules.any() else None)
 
 
-__all__ = ["Architecture", "StorageLevel", "ComputeUnit", "load_architecture"]
+__all__ = ["Architecture", "StorageLevel", "ComputeUnit", "MappingRules", "StorageConstraints", "SpatialConstraints",
+           "load_architecture"]

@@ -1,0 +1,157 @@
+"""Mapping constraints in Timeloop's vocabulary, in the architecture file and in the spec: every kind honoured
+by the native and neurotrainer-dataflow mappers, the exhaustive optimum under them, clear errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import ntframe
+from ntframe.components import Budget
+from ntframe.errors import MappingError, SpecError
+from ntframe.hardware.architecture import load_architecture
+from ntframe.mapping.constraints import for_operation
+from ntframe.mapping.exhaustive import optimum
+from ntframe.mapping.mapspace import Problem
+from ntframe.mapping.search import batch_evaluator, search
+from ntframe_plugins.dataflow_mapper import DataflowMapper
+from ntframe_plugins.native_cost import NativeCostModel
+from ntframe_plugins.native_mapper import NativeMapper
+from tests.conftest import ROOT
+from tests.test_exhaustive import TINY, small_ops
+
+NEUROTRAINER = ROOT / "arch_specs" / "neurotrainer" / "hmc2-32vault.yaml"
+
+
+def constrained(tmp_path, buffer: str = "", pe: str = "", rf: str = ""):
+    """The tiny architecture with constraints added to the buffer, the PE container and the register file."""
+    text = TINY.read_text()
+    source = '        constraints: "[A] test"\n'
+    for node, rule, anchor in (("global_buffer", buffer, '        capacity_bytes: "[A] 2 KiB'),
+                               ("rf", rf, '        capacity_bytes: "[A] 32 x')):
+        if rule:
+            head = f"      name: {node}\n      class: {'SRAM' if node == 'global_buffer' else 'regfile'}\n"
+            text = text.replace(head, head + f"      constraints: {rule}\n").replace(anchor, source + anchor)
+    if pe:
+        mesh = "      spatial: {meshX: 8, meshY: 8}\n"
+        text = text.replace(mesh + "      sources:\n", mesh + f"      constraints: {pe}\n      sources:\n" + source)
+    path = tmp_path / "constrained.yaml"
+    path.write_text(text)
+    return load_architecture(path)
+
+
+def mapped(arch, name="fc.forward", mapper=None, evaluations=600):
+    op = small_ops(batch=2, features=32)[name]
+    budget = Budget(evaluations=evaluations, seconds=600)
+    res = (mapper or NativeMapper()).search(op, arch, NativeCostModel(), budget, 0)
+    return op, res.mapping
+
+
+def test_keep_and_bypass(tmp_path):
+    arch = constrained(tmp_path, buffer="{keep: [output], bypass: [W]}", rf="{keep: [operands]}")
+    for mapper in (NativeMapper(), DataflowMapper()):
+        op, m = mapped(arch, mapper=mapper)
+        assert "O" not in m.levels[1].bypass and "W" in m.levels[1].bypass
+        assert "I" not in m.levels[2].bypass and "W" not in m.levels[2].bypass
+
+
+def test_permutation_innermost_first(tmp_path):
+    arch = constrained(tmp_path, buffer="{permutation: CM}")
+    for mapper in (NativeMapper(), DataflowMapper()):
+        _, m = mapped(arch, mapper=mapper)
+        order = [d for d, _ in m.levels[1].temporal]            # outermost first
+        listed = [d for d in order if d in "CM"]
+        assert listed == [d for d in ("M", "C") if d in listed]   # C innermost, M just above it
+        assert order[-len(listed):] == listed                     # the listed loops are the innermost ones
+
+
+def test_factors_exact_and_bounded(tmp_path):
+    arch = constrained(tmp_path, rf="{factors: {M: 2, C: '<=2'}}", pe="{factors: {M: 4}}")
+    for mapper in (NativeMapper(), DataflowMapper()):
+        op, m = mapped(arch, mapper=mapper)
+        assert m.levels[2].temporal_factor("M") == 2
+        assert m.levels[2].temporal_factor("C") <= 2
+        assert m.levels[2].spatial_factor("M") == 4
+    # the data-flow template keeps reduction loops off the engines: a spatial C factor conflicts with it
+    arch = constrained(tmp_path, pe="{factors: {C: 4}}")
+    assert mapped(arch)[1].levels[2].spatial_factor("C") == 4
+    with pytest.raises(MappingError, match="factor of C .* cannot be placed"):
+        mapped(arch, mapper=DataflowMapper())
+
+
+def test_spatial_dims_and_no_spatial_reduction(tmp_path):
+    only_m = constrained(tmp_path, pe="{dims: [M]}")
+    _, m = mapped(only_m)
+    assert all(d == "M" for d, _ in m.levels[2].spatial) and m.levels[2].spatial
+    no_red = constrained(tmp_path, pe="{no_spatial_reduction: true}")
+    for name in ("fc.forward", "conv.backward_weight"):
+        op, m = mapped(no_red, name=name)
+        written = {d for t in op.tensors if t.written for d in t.dims}
+        assert {d for d, _ in m.levels[2].spatial} <= written
+    # without the switch, the search splits a reduction dimension here: the constraint changes the answer
+    free = load_architecture(TINY)
+    op, m = mapped(free, name="fc.forward")
+    written = {d for t in op.tensors if t.written for d in t.dims}
+    assert {d for d, _ in m.levels[2].spatial} - written
+
+
+def test_search_reaches_the_constrained_optimum(tmp_path):
+    arch = constrained(tmp_path, buffer="{keep: [output]}", pe="{no_spatial_reduction: true}",
+                       rf="{factors: {C: '<=4'}}")
+    op = small_ops(batch=2, features=32)["fc.forward"]
+    problem = Problem(op)
+    evaluate = batch_evaluator(NativeCostModel(), arch)
+    c = for_operation(problem, arch)
+    best = optimum(problem, arch, evaluate, constraints=c)
+    whole = optimum(problem, load_architecture(TINY), batch_evaluator(NativeCostModel(), load_architecture(TINY)))
+    assert best.mappings < whole.mappings and best.value > whole.value
+    for seed in range(5):
+        found = search(problem, arch, evaluate, evaluations=2000, seconds=600, seed=seed, constraints=c)
+        assert best.value * (1 - 1e-9) <= found.energy_pJ * found.cycles <= best.value * 1.01
+
+
+def test_impossible_constraints_are_named(tmp_path):
+    arch = constrained(tmp_path, rf="{factors: {M: 3}}")                  # 3 does not divide M = 32
+    with pytest.raises(MappingError, match="factor 3 of M does not divide"):
+        mapped(arch)
+    with pytest.raises(Exception, match="cannot be both kept and bypassed"):
+        constrained(tmp_path, buffer="{keep: [W], bypass: [W]}")
+
+
+def test_identity_counts_constraints(tmp_path):
+    free = load_architecture(NEUROTRAINER)
+    tight = load_architecture(NEUROTRAINER, constraints={"vault_buffer": {"keep": ["output"]}})
+    assert tight.content_sha256 != free.content_sha256
+    assert load_architecture(NEUROTRAINER).content_sha256 == free.content_sha256
+
+
+def test_spec_constraints_and_their_errors():
+    spec = {"version": 1, "name": "c", "workload": {"frontend": "zoo", "network": "mlp", "batch": 2},
+            "architecture": {"spec": "neurotrainer/hmc2-32vault"},
+            "mapper": {"budget": {"evaluations": 60, "seconds": 600},
+                       "constraints": {"vault": {"no_spatial_reduction": True}, "pe_rf": {"keep": ["output"]}}}}
+    result = ntframe.run(spec)
+    assert result.operations
+    checked = 0
+    for op in result.operations:
+        if op["kind"] in ("matmul", "conv"):          # what they write: O, dI or dW, kept in the register files
+            assert not [t for t in op["mapping"]["levels"][2]["bypass"] if t in ("O", "dI", "dW")]
+            checked += 1
+    assert checked >= 9
+    bad = {**spec, "mapper": {**spec["mapper"], "constraints": {"nowhere": {"keep": ["O"]}}}}
+    with pytest.raises(SpecError, match="mapper.constraints.*nowhere"):
+        ntframe.validate(bad)
+    bad = {**spec, "mapper": {**spec["mapper"], "constraints": {"vault": {"keep": ["O"]}}}}
+    with pytest.raises(SpecError, match="constraints.vault.keep.*container"):
+        ntframe.validate(bad)
+    assert math.isfinite(result.totals["energy_pJ"])
+
+
+def test_external_mappers_say_what_they_cannot_express(tmp_path):
+    pytest.importorskip("zigzag")
+    from ntframe_plugins.zigzag_tools import ZigZagLoma
+    arch = constrained(tmp_path, buffer="{keep: [output]}")
+    op = small_ops()["fc.forward"]
+    with pytest.raises(MappingError, match="zigzag-loma: the architecture has mapping constraints"):
+        ZigZagLoma().search(op, arch, NativeCostModel(), Budget(evaluations=50, seconds=60), 0)
