@@ -73,7 +73,7 @@ def main() -> None:
     print(f"{'median / native':<24}" + "".join(f"{statistics.median(v) / base:>12.1f}" for v in times.values()))
 
     print("\n2. mapper quality vs time; judge: native, element counting, no network (= Timeloop's model)")
-    judge = NativeCostModel(NativeCostOptions(dram_line_bytes=0))
+    judge = NativeCostModel(NativeCostOptions(dram_line_bytes=0, spatial_reduction_adders=False))
     judge_arch = dataclasses.replace(arch, network=None)
     layers = REFERENCE[:2] if args.quick else REFERENCE
     budgets = [1000, 4000] if args.quick else [1000, 4000, 16000]

@@ -49,7 +49,8 @@ def breakdown(doc: dict) -> dict[str, float]:
         for level in op["levels"]:
             if level["is_memory"]:
                 continue
-            key = {"pe_rf": "register files", "vault_buffer": "logic SRAM", "logic_noc": "network"}[level["level"]]
+            key = {"pe_rf": "register files", "vault_buffer": "logic SRAM", "logic_noc": "network"}.get(
+                level["level"], "MACs")             # mac.spatial_reduction: the adders that combine partial sums
             parts[key] += level["energy_pJ"]
     total = sum(parts.values())
     return {k: v / total for k, v in parts.items()}

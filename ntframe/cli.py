@@ -233,8 +233,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     import dataclasses
     mapping, cost, _ = map_operation(resolved, op)
     model = resolved.component("cost_model")
-    if "dram_line_bytes" in type(model.options).model_fields:     # Timeloop counts elements (block size 1)
-        model = type(model)(model.options.model_copy(update={"dram_line_bytes": 0}))
+    fields = type(model.options).model_fields
+    if "dram_line_bytes" in fields:     # Timeloop counts elements (block size 1) and charges no reduction adders
+        update = {"dram_line_bytes": 0, **({"spatial_reduction_adders": False}
+                                           if "spatial_reduction_adders" in fields else {})}
+        model = type(model)(model.options.model_copy(update=update))
     alone = model.evaluate(op, mapping, dataclasses.replace(resolved.architecture, network=None))
     written = export(op, resolved.architecture, mapping, Path(args.folder),
                      {"cycles": cost.cycles, "energy_pJ": cost.energy_pJ, "levels": to_jsonable(cost.levels),

@@ -112,6 +112,11 @@ class MemoryBackend(Component):
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         """Time and energy of the memory traffic of one operation."""
 
+    def missing_attributes(self, architecture: Architecture) -> list[str]:
+        """Attributes of the architecture's memory level (its outermost) this backend needs and the file lacks,
+        as dotted names under the component's ``attributes``; checked before any work."""
+        return []
+
 
 FAMILIES: dict[str, type[Component]] = {
     "workload_frontend": WorkloadFrontend,

@@ -80,6 +80,13 @@ def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
         if not str(exc).startswith("constraints"):
             raise
         raise pos.error(f"{exc}", ("mapper", "constraints")) from None
+    memory = components["memory"][1]
+    missing = memory.missing_attributes(arch)
+    if missing:
+        level = arch.levels[0].name
+        raise SpecError(f"{arch.source}: memory backend '{components['memory'][0].name}' needs attributes of "
+                        f"'{level}' the architecture file lacks: {', '.join(missing)} (add them under the "
+                        f"component's attributes, each with its source)")
     for section, (reg, component) in components.items():
         component.check_available()          # a missing external tool fails here, before any work
     cache = MappingCache(cache_folder() if spec.mapper.cache else None)

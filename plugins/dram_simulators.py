@@ -21,6 +21,7 @@ command that reruns it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -36,7 +37,7 @@ from ntframe.components import MemoryBackend
 from ntframe.errors import ToolError
 from ntframe.hardware import Architecture
 from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
-from ntframe.memory.hmc_bank import HMCParams
+from ntframe.memory.hmc_bank import BANK_ENERGIES, HMCParams
 from ntframe.memory.trace import ADDRESS_MAPPINGS, TraceWriter
 from ntframe.memory.tracegen import arch_memory_ratio, sample_traffic
 from ntframe.results import DramTraffic, MemoryCost
@@ -137,11 +138,29 @@ class _TraceDriven(MemoryBackend):
         self._binary()
 
 
+RAMULATOR_ENERGIES = ("activation_energy_pJ", "array_energy_pJ_per_bit", "logic_energy_pJ_per_bit")
+"""Ramulator counts no energy: activations and bits are priced at the architecture's DRAM figures."""
+DRAMSIM3_ENERGIES = ("logic_energy_pJ_per_bit",)
+"""DRAMSim3 prices the DRAM itself; the logic die's share comes from the architecture."""
+
+
+def _energies(arch: Architecture, needed: tuple[str, ...]) -> HMCParams:
+    """HMCParams with the energies the architecture's DRAM states (what the simulator does not count itself)."""
+    level = arch.levels[0]
+    missing = [n for n in needed if getattr(level, n) is None]
+    if missing:
+        raise ValueError(f"DRAM '{level.name}' lacks {', '.join(missing)}")
+    return dataclasses.replace(HMCParams(), **{BANK_ENERGIES[n]: getattr(level, n) for n in needed})
+
+
 class RamulatorBackend(_TraceDriven):
     name = "ramulator"
     description = "Ramulator 1 (hmc branch) on the operation's request trace, through a subprocess"
     Options = RamulatorOptions
     program = "ramulator"
+
+    def missing_attributes(self, architecture: Architecture) -> list[str]:
+        return [n for n in RAMULATOR_ENERGIES if getattr(architecture.levels[0], n) is None]
 
     def _binary(self) -> str:
         return find_binary("NTFRAME_RAMULATOR", ["ramulator"], "Ramulator (hmc branch)", RAMULATOR_FIX)
@@ -149,7 +168,7 @@ class RamulatorBackend(_TraceDriven):
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         exe = self._binary()
         windows, covered = self._windows(traffic, architecture, self.options.addressing_type)
-        p = HMCParams()
+        p = _energies(architecture, RAMULATOR_ENERGIES)
         totals = {"cycles": 0.0, "reads": 0.0, "writes": 0.0, "latency": [], "hits": 0.0, "acts": 0.0, "req": 0}
         for i, recs in enumerate(w for w in windows if len(w)):
             folder = workdir(f"ntframe-ramulator-{traffic.operation}-")
@@ -180,6 +199,9 @@ class DRAMSim3Backend(_TraceDriven):
     Options = DRAMSim3Options
     program = "dramsim3main"
 
+    def missing_attributes(self, architecture: Architecture) -> list[str]:
+        return [n for n in DRAMSIM3_ENERGIES if getattr(architecture.levels[0], n) is None]
+
     def _binary(self) -> str:
         return find_binary("NTFRAME_DRAMSIM3", ["dramsim3main"], "DRAMSim3", DRAMSIM3_FIX)
 
@@ -200,7 +222,7 @@ class DRAMSim3Backend(_TraceDriven):
         exe = self._binary()
         config = self._config(exe)
         windows, covered = self._windows(traffic, architecture, "rocorabgbach")
-        p = HMCParams()
+        p = _energies(architecture, DRAMSIM3_ENERGIES)
         totals = {"cycles": 0.0, "reads": 0.0, "writes": 0.0, "latency": [], "hits": 0.0, "acts": 0.0, "req": 0,
                   "energy": 0.0}
         for recs in (w for w in windows if len(w)):

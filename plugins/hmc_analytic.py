@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 import ntframe
 from ntframe.components import MemoryBackend
 from ntframe.hardware import Architecture
-from ntframe.memory.hmc_bank import HMCParams, hmc_params, simulate
+from ntframe.memory.hmc_bank import HMCParams, bank_params, missing_bank_figures, simulate
 from ntframe.memory.trace import ADDRESS_MAPPINGS
 from ntframe.memory.tracegen import arch_memory_ratio, sample_traffic
 from ntframe.results import DramTraffic, MemoryCost
@@ -43,7 +43,8 @@ class HMCAnalyticOptions(BaseModel):
     windows: PositiveInt = 4
     """Stretches of DRAM-level steps, spread over the operation, that the sample is taken from."""
     timings: dict[str, float] = {}
-    """Overrides of the HMC timings and constants (names of ntframe.memory.hmc_bank.HMCParams, e.g. tCL)."""
+    """Overrides of the DRAM's timings and constants, which come from the architecture file (names of
+    ntframe.memory.hmc_bank.HMCParams, e.g. tCL)."""
     vault_bandwidth_GBps: PositiveFloat | None = None
     """stream model: per-vault bandwidth; default: the architecture's DRAM level."""
     access_latency_ns: float = Field(40.0, ge=0)
@@ -55,13 +56,17 @@ class HMCAnalytic(MemoryBackend):
     description = "HMC at bank level on the operation's request trace (embedded default); or a stream model"
     Options = HMCAnalyticOptions
 
-    def params(self) -> HMCParams:
-        return hmc_params(self.options.timings, page_policy=self.options.page_policy)
+    def params(self, architecture: Architecture) -> HMCParams:
+        """The bank model's parameters: the architecture's DRAM energies and timings, then ``timings``."""
+        return bank_params(architecture.levels[0], self.options.timings, page_policy=self.options.page_policy)
+
+    def missing_attributes(self, architecture: Architecture) -> list[str]:
+        return [] if self.options.model == "stream" else missing_bank_figures(architecture.levels[0])
 
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         if self.options.model == "stream" or traffic.op is None:
             return self._stream(traffic, architecture)
-        p = self.params()
+        p = self.params(architecture)
         windows, covered = sample_traffic(traffic, architecture, ADDRESS_MAPPINGS[self.options.address_mapping],
                                           self.options.layout, self.options.max_requests, self.options.windows)
         results = [simulate(w["time"], w["vault"], w["bank"], w["row"], w["write"], 64, p) for w in windows if len(w)]

@@ -31,9 +31,11 @@ from ntframe.workload import Operation
 
 
 def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis | None = None,
-          line_bytes: int = 64) -> dict:
+          line_bytes: int = 64, reduction_adders: bool = True) -> dict:
     """Energy and cycles of every mapping of the batch, with the per-level, per-tensor breakdown.
-    ``line_bytes``: the DRAM's access granularity (0: count elements, as Timeloop with a block size of 1)."""
+    ``line_bytes``: the DRAM's access granularity (0: count elements, as Timeloop with a block size of 1);
+    ``reduction_adders``: charge the adds that combine partial sums split across instances (Timeloop and ZigZag
+    charge none)."""
     a = a or analyse_batch(problem, batch)
     op = problem.op
     bits = problem.bits[None, :].astype(float)                      # [1, Tn]
@@ -74,6 +76,12 @@ def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis
         out["network"] = {"name": net.name, "bits": noc_bits, "energy_pJ": energy,
                           "bound_cycles": noc_bits.sum(axis=1) * net.average_hops / 8
                           / (net.links * net.link_bandwidth_bytes_per_cycle)}
+    if reduction_adders and a.spatial_adds is not None:
+        adds = (a.spatial_adds * a.instances[:, :, None]).sum(axis=1)                 # [B, Tn], whole system
+        add = arch.compute.energy_pJ("add", int(problem.bits.max()))              # at the operation's precision
+        add_pj = np.array([add if t.role == 1 else 0.0 for t in problem.tensors])   # accumulated tensors only
+        out["reduction"] = {"name": f"{arch.compute.name}.spatial_reduction", "adds": adds,
+                            "energy_pJ": adds * add_pj[None, :]}
     actions = op.points * op.ops_per_point
     compute_energy = np.full(len(batch), actions * arch.compute.energy_pJ(op.action, int(problem.bits.max())))
     compute_cycles = a.temporal_steps * op.ops_per_point / arch.compute.ops_per_cycle
@@ -85,6 +93,8 @@ def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis
     energy = compute_energy + sum(lv["energy_pJ"].sum(axis=1) for lv in out["levels"])
     if "network" in out:
         energy = energy + out["network"]["energy_pJ"].sum(axis=1)
+    if "reduction" in out:
+        energy = energy + out["reduction"]["energy_pJ"].sum(axis=1)
     out.update(energy_pJ=energy, cycles=cycles, on_die_cycles=on_die, compute_cycles=compute_cycles,
                compute_energy_pJ=compute_energy, actions=actions, analysis=a, K=K)
     return out
@@ -94,6 +104,10 @@ class NativeCostOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dram_line_bytes: int = Field(64, ge=0)
     """DRAM access granularity: a tile run shorter than a line costs a whole line (0: count elements)."""
+    spatial_reduction_adders: bool = True
+    """Charge the adds that combine partial sums a mapping splits across instances (processing engines, buffers)
+    at the compute unit's add energy; Timeloop and ZigZag charge none (false compares like for like). Across
+    vaults the logic-die network's adds are charged either way."""
 
 
 class NativeCostModel(CostModel):
@@ -102,12 +116,14 @@ class NativeCostModel(CostModel):
     Options = NativeCostOptions
 
     def evaluate_batch(self, problem: Problem, batch: MappingBatch, architecture: Architecture):
-        p = price(problem, batch, architecture, line_bytes=self.options.dram_line_bytes)
+        p = price(problem, batch, architecture, line_bytes=self.options.dram_line_bytes,
+                  reduction_adders=self.options.spatial_reduction_adders)
         return p["energy_pJ"], p["cycles"]
 
     def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         problem = Problem(operation)
-        p = price(problem, to_batch(problem, [mapping]), architecture, line_bytes=self.options.dram_line_bytes)
+        p = price(problem, to_batch(problem, [mapping]), architecture, line_bytes=self.options.dram_line_bytes,
+                  reduction_adders=self.options.spatial_reduction_adders)
         names = [t.name for t in problem.tensors]
         tensors = [t.tensor for t in problem.tensors]
         levels = []
@@ -127,6 +143,12 @@ class NativeCostModel(CostModel):
             levels.append(LevelCost(net["name"], 1, 0.0, 0.0, 0.0, 0.0, float(net["bits"][0].sum()),
                                     float(net["energy_pJ"][0].sum()), float(net["bound_cycles"][0]), False,
                                     per_tensor))
+        if "reduction" in p and p["reduction"]["adds"][0].any():      # listed where the mapping has partial sums
+            red = p["reduction"]
+            per_tensor = {names[j]: {"adds": float(red["adds"][0, j]), "energy_pJ": float(red["energy_pJ"][0, j])}
+                          for j in range(len(names))}
+            levels.append(LevelCost(red["name"], 1, 0.0, 0.0, 0.0, 0.0, 0.0, float(red["energy_pJ"][0].sum()), 0.0,
+                                    False, per_tensor))
         mem = p["levels"][0]
         dram_reads, dram_writes = {}, {}
         if mem["is_memory"]:

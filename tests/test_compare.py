@@ -32,7 +32,8 @@ def example():
 def _native(resolved, op, element_counting=True, network=False):
     from ntframe_plugins.native_cost import NativeCostModel, NativeCostOptions
     arch = resolved.architecture if network else dataclasses.replace(resolved.architecture, network=None)
-    model = NativeCostModel(NativeCostOptions(dram_line_bytes=0 if element_counting else 64))
+    model = NativeCostModel(NativeCostOptions(dram_line_bytes=0 if element_counting else 64,     # as Timeloop:
+                                              spatial_reduction_adders=not element_counting))  # no adders
     return model, arch
 
 

@@ -183,20 +183,68 @@ def test_frfcfs_predecessor_search_matches_the_table():
 def test_timings_not_in_the_model_are_refused_by_name():
     """The bank model has no activation-rate limit (docs/memory.md), so a tFAW override is an error that lists
     the timings it does have, not a silent no-op."""
+    from ntframe.hardware.architecture import load_architecture
     from ntframe_plugins.hmc_analytic import HMCAnalytic, HMCAnalyticOptions
-    assert HMCAnalytic(HMCAnalyticOptions(timings={"tRCD": 20})).params().tRCD == 20
+    arch = load_architecture(ROOT / "arch_specs" / "neurotrainer" / "hmc2-32vault.yaml")
+    assert HMCAnalytic().params(arch).tRCD == 17
+    assert HMCAnalytic(HMCAnalyticOptions(timings={"tRCD": 20})).params(arch).tRCD == 20
     with pytest.raises(ValueError, match=r"unknown timing\(s\) \['tFAW'\]; the model's numeric parameters: .*'tRCD'"):
-        HMCAnalytic(HMCAnalyticOptions(timings={"tFAW": 30})).params()
+        HMCAnalytic(HMCAnalyticOptions(timings={"tFAW": 30})).params(arch)
 
 
 def test_count_timings_arrive_as_whole_numbers():
     """The option holds floats (YAML's 32 and 32.0 alike); counts reach the model as ints, fractions are refused."""
+    from ntframe.hardware.architecture import load_architecture
     from ntframe_plugins.hmc_analytic import HMCAnalytic, HMCAnalyticOptions
+    arch = load_architecture(ROOT / "arch_specs" / "neurotrainer" / "hmc2-32vault.yaml")
     params = HMCAnalytic(HMCAnalyticOptions(timings={"queue_per_vault": 32, "controller_queue": 16.0,
-                                                     "tCK_ns": 1.25}, page_policy="closed")).params()
+                                                     "tCK_ns": 1.25}, page_policy="closed")).params(arch)
     assert (params.queue_per_vault, params.controller_queue, params.tCK_ns, params.page_policy) == (32, 16, 1.25, "closed")
     assert type(params.queue_per_vault) is int and type(params.controller_queue) is int
     with pytest.raises(ValueError, match="tCL counts cycles or entries: 17.5 is not a whole number"):
-        HMCAnalytic(HMCAnalyticOptions(timings={"tCL": 17.5})).params()
+        HMCAnalytic(HMCAnalyticOptions(timings={"tCL": 17.5})).params(arch)
     traffic_windows = np.arange(64), np.zeros(64, int), np.zeros(64, int), np.arange(64) // 8, np.zeros(64, int)
     assert simulate(*traffic_windows, 64, params)["requests"] == 64
+
+
+def test_bank_model_takes_its_energies_and_timings_from_the_architecture_file(tmp_path):
+    """One source of truth: with the same traffic, 1 pJ/bit more for the logic die in the file adds exactly 8 pJ
+    per byte the backend moves; a slower tCK in the file makes the same requests take longer; a file without the
+    figures is refused before any work."""
+    import ntframe
+    from ntframe.errors import SpecError
+    from ntframe.hardware.architecture import load_architecture
+    from ntframe.mapping.search import search_operation, Constraints
+    from ntframe.results import DramTraffic
+    from ntframe_plugins.hmc_analytic import HMCAnalytic
+    from ntframe_plugins.native_cost import NativeCostModel
+    from ntframe.components import Budget
+    from tests.test_exhaustive import small_ops
+    shipped = (ROOT / "arch_specs" / "tiny" / "1vault-8x8.yaml").read_text()
+    assert "logic_energy_pJ_per_bit: 6.78" in shipped and "tCK_ns: 0.8" in shipped
+    variants = {"base": shipped,
+                "logic": shipped.replace("logic_energy_pJ_per_bit: 6.78", "logic_energy_pJ_per_bit: 7.78"),
+                "clock": shipped.replace("tCK_ns: 0.8", "tCK_ns: 1.6")}
+    archs = {}
+    for name, text in variants.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+        archs[name] = load_architecture(tmp_path / f"{name}.yaml")
+    op = small_ops(batch=4, features=32)["fc.forward"]
+    found = search_operation(op, archs["base"], NativeCostModel(), Budget(evaluations=200), 0, "edp",
+                             Constraints(), "test")
+    cost = found.cost
+    traffic = DramTraffic(op.name, cost.dram_read_bytes_by_tensor, cost.dram_write_bytes_by_tensor,
+                          cost.dram_instances, cost.on_die_cycles, op, found.mapping)
+    backend = HMCAnalytic()
+    base, logic, clock = (backend.simulate(traffic, archs[n]) for n in ("base", "logic", "clock"))
+    moved = base.read_bytes + base.write_bytes
+    assert moved > 0 and (logic.read_bytes, logic.write_bytes) == (base.read_bytes, base.write_bytes)
+    assert logic.energy_pJ - base.energy_pJ == pytest.approx(8 * moved, rel=1e-9)
+    assert clock.energy_pJ == pytest.approx(base.energy_pJ) and clock.cycles > base.cycles
+    lacking = shipped.replace("        activation_energy_pJ: 500.0\n", "")
+    (tmp_path / "lacking.yaml").write_text(lacking)
+    spec = {"version": 1, "name": "x", "workload": {"frontend": "zoo", "network": "mlp"},
+            "architecture": {"spec": str(tmp_path / "lacking.yaml")}}
+    with pytest.raises(SpecError, match="needs attributes of 'dram' the architecture file lacks: activation_energy_pJ"):
+        ntframe.validate(spec)
+    assert ntframe.validate({**spec, "memory": {"backend": "hmc-analytic", "model": "stream"}}) is not None

@@ -81,6 +81,20 @@ def test_spatial_reduction_of_partial_sums(tmp_path):
     assert got[("rf", "I")] == (4, 2, 0)
     assert got[("rf", "W")] == (4, 4, 0)
     assert got[("rf", "O")] == (2, 0, 4)          # 4 MAC updates, 2 of them onto a partial sum
+    # not free: each of the 2 outputs DRAM receives adds the 2 PEs' partial sums, 1 add of 0.5 pJ each
+    from ntframe_plugins.native_cost import NativeCostModel, NativeCostOptions
+    cost = NativeCostModel(NativeCostOptions(dram_line_bytes=0)).evaluate(op, mapping, arch)
+    reduction = cost.levels[-1]
+    assert reduction.level == "mac.spatial_reduction" and reduction.tensors["O"]["adds"] == 2
+    assert reduction.energy_pJ == pytest.approx(2 * 0.5) and reduction.tensors["I"]["adds"] == 0
+    free = NativeCostModel(NativeCostOptions(dram_line_bytes=0, spatial_reduction_adders=False))
+    without = free.evaluate(op, mapping, arch)
+    assert cost.energy_pJ - without.energy_pJ == pytest.approx(1.0)
+    assert [lv.level for lv in without.levels] == ["dram", "rf"] and cost.cycles == without.cycles
+    # splitting M (which indexes the output) instead needs no adds: no reduction level is listed
+    by_m = Mapping((LevelMapping("dram", ()), LevelMapping("rf", (("C", 4),), (("M", 2),))))
+    assert structural_problems(op, by_m, arch) == []
+    assert [lv.level for lv in NativeCostModel().evaluate(op, by_m, arch).levels] == ["dram", "rf"]
 
 
 def test_partial_sums_read_back_when_reduction_is_outer(tmp_path):

@@ -104,7 +104,8 @@ def test_parser_and_native_model_against_a_recorded_timeloop_run():
     op = next(o for o in expand(b.build(16), [Phase.forward], arch.precision_bits) if o.name == "conv2.forward")
     meta = json.loads((GOLDEN / "ntframe.json").read_text())
     mapping = Mapping.from_dict(meta["mapping"])
-    element_counting = NativeCostModel(NativeCostOptions(dram_line_bytes=0))    # Timeloop's block size is 1
+    element_counting = NativeCostModel(NativeCostOptions(dram_line_bytes=0,     # Timeloop's block size is 1
+                                                         spatial_reduction_adders=False))   # and no adder energy
     cost = element_counting.evaluate(op, mapping, dataclasses.replace(arch, network=None))
     assert _compare(to_jsonable(cost.levels), meta["vaults"], stats) == []
     assert cost.cycles == stats["cycles"]

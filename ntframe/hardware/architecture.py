@@ -48,6 +48,15 @@ class StorageAttributes(_Strict):
     bandwidth_bytes_per_cycle: PositiveFloat | None = None
     read_energy_pJ_per_bit: float = Field(ge=0)
     write_energy_pJ_per_bit: float = Field(ge=0)
+    activation_energy_pJ: float | None = Field(None, ge=0)
+    """DRAM: energy of one activate + precharge of a row (memory backends that model banks read it)."""
+    array_energy_pJ_per_bit: float | None = Field(None, ge=0)
+    """DRAM: energy per bit moved between the array and the logic die (array and TSVs), activations aside."""
+    logic_energy_pJ_per_bit: float | None = Field(None, ge=0)
+    """DRAM: energy per bit in the logic die's vault controller and interconnect."""
+    timings: dict[str, float] = {}
+    """DRAM: timing parameters by name (the hmc-analytic bank model reads the numeric fields of
+    ntframe.memory.hmc_bank.HMCParams: tCK_ns, tCL, tRCD, ...)."""
 
     @model_validator(mode="after")
     def _one_bandwidth(self) -> "StorageAttributes":
@@ -184,6 +193,10 @@ class StorageLevel:
     read_energy_pJ_per_bit: float
     write_energy_pJ_per_bit: float
     bandwidth_GBps: float        # per instance
+    activation_energy_pJ: float | None = None       # DRAM bank-model figures (see StorageAttributes)
+    array_energy_pJ_per_bit: float | None = None
+    logic_energy_pJ_per_bit: float | None = None
+    timings: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -382,7 +395,9 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
             bpc = a.bandwidth_bytes_per_cycle or a.bandwidth_GBps / body.clock_GHz  # type: ignore[operator]
             gbps = a.bandwidth_GBps or a.bandwidth_bytes_per_cycle * body.clock_GHz  # type: ignore[operator]
             storage.append(StorageLevel(node.name, node.class_, pending_fanout, total, a.capacity_bytes, bpc,
-                                        a.read_energy_pJ_per_bit, a.write_energy_pJ_per_bit, gbps))
+                                        a.read_energy_pJ_per_bit, a.write_energy_pJ_per_bit, gbps,
+                                        a.activation_energy_pJ, a.array_energy_pJ_per_bit, a.logic_energy_pJ_per_bit,
+                                        tuple(sorted(a.timings.items()))))
             level_rules.append(own)
             row_rules.append(pending_rule)
             pending_rule = None

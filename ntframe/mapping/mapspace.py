@@ -159,6 +159,9 @@ class Analysis:
                                     # outermost level sends at a time: what DRAM lines are filled with
     vault_replication: np.ndarray   # [B, Tn]: level-0 instances that need the same data (spatial dims at
                                     # level 0 that do not index the tensor)
+    spatial_adds: np.ndarray | None = None  # [B, K, Tn]: per instance of each level, the adds that combine the
+                                    # partial sums its children send up (spatial splits of dims that do not
+                                    # index the accumulated tensor, below the level)
 
 
 def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
@@ -180,6 +183,7 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
     fills = np.zeros((B, K, Tn))
     updates = np.zeros((B, K, Tn))
     tile_el = np.zeros((B, K, Tn))
+    adds = np.zeros((B, K, Tn))
     for j, t in enumerate(problem.tensors):
         rel = t.relevant
         coef = t.coef.astype(float)
@@ -240,6 +244,9 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
                 elif t.role == ACCUMULATE:
                     updates[:, a, j] += served
                     reads[:, a, j] += np.where(active, np.clip(served - first[:, a], 0, None), 0.0)
+                    # each element arriving combines the partial sums of the children that split a reduction
+                    fan_in = np.where(rel[None, None, :], 1, S[:, a + 1:c + 1]).prod(axis=(1, 2))
+                    adds[:, a, j] += served * (fan_in - 1)
                 elif t.role == READWRITE:
                     reads[:, a, j] += served
                     updates[:, a, j] += served
@@ -267,7 +274,7 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
     tile_bytes = np.ceil(tile_el * problem.bits[None, None, :] / 8).sum(axis=2)
     vault_rep = np.stack([np.where(t.relevant[None, :], 1, S[:, 0]).prod(axis=1) for t in problem.tensors], 1)
     return Analysis(reads, fills, updates, tile_el, tile_bytes, instances, compute_instances, temporal_steps,
-                    runs, vault_rep)
+                    runs, vault_rep, adds)
 
 
 def problems_batch(problem: Problem, batch: MappingBatch, arch: Architecture,

@@ -101,6 +101,34 @@ class HMCParams:
                                          # a request leaves it at its column command
 
 
+BANK_ENERGIES = {"activation_energy_pJ": "act_pre_energy_pJ", "array_energy_pJ_per_bit": "dram_pJ_per_bit",
+                 "logic_energy_pJ_per_bit": "logic_pJ_per_bit"}
+"""The DRAM component's attributes the bank model takes its energies from, and the parameters they set."""
+BANK_TIMINGS = ("tCK_ns", "tCL", "tRCD", "tRP", "tRAS", "tRC", "tCCD", "tRTP", "tWR", "tCWL", "tRFC", "tREFI",
+                "tsv_cycles_per_64B", "data_cycles", "request_path_cycles", "response_path_cycles")
+"""The timings the bank model needs from the DRAM component's ``timings`` (the host-link and queue parameters
+keep :class:`HMCParams`' values unless the file or the backend's ``timings`` option sets them)."""
+
+
+def missing_bank_figures(level) -> list[str]:
+    """The attributes of the architecture's DRAM ``level`` (a StorageLevel) the bank model needs and it lacks."""
+    missing = [name for name in BANK_ENERGIES if getattr(level, name) is None]
+    given = dict(level.timings)
+    return missing + [f"timings.{name}" for name in BANK_TIMINGS if name not in given]
+
+
+def bank_params(level, overrides: dict[str, float] | None = None, **settings: str) -> HMCParams:
+    """:class:`HMCParams` from the architecture's DRAM ``level``: its energies and timings, then ``overrides``
+    (a study's, by parameter name). Raises ValueError naming what the level lacks."""
+    missing = missing_bank_figures(level)
+    if missing:
+        raise ValueError(f"the bank model needs these attributes of DRAM '{level.name}': {', '.join(missing)}")
+    numbers = {param: getattr(level, name) for name, param in BANK_ENERGIES.items()}
+    numbers.update(dict(level.timings))
+    numbers.update(overrides or {})
+    return hmc_params(numbers, **settings)
+
+
 def hmc_params(numbers: dict[str, float], **settings: str) -> HMCParams:
     """:class:`HMCParams` with some numeric fields overridden (``{"tCL": 20}``) and text settings given by name
     (``page_policy="closed"``). A name that is not a numeric field, or a fractional value for a count, raises

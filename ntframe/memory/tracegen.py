@@ -473,9 +473,11 @@ class _Decoder:
                 rec[:, word] |= t
 
 
-def arch_memory_ratio(arch: Architecture, memory_clock_GHz: float = 1.25) -> float:
-    """Memory cycles per logic-die cycle (HMC 2.1: tCK 0.8 ns)."""
-    return memory_clock_GHz / arch.clock_GHz
+def arch_memory_ratio(arch: Architecture) -> float:
+    """Memory cycles per logic-die cycle: the DRAM's ``timings.tCK_ns`` from the architecture file (HMC 2.1's
+    0.8 ns where the file gives none)."""
+    tck_ns = dict(arch.levels[0].timings).get("tCK_ns", 0.8)
+    return 1.0 / tck_ns / arch.clock_GHz
 
 
 def sample_traffic(traffic, arch: Architecture, address_mapping: AddressMapping, layout: Layout, max_requests: int,
