@@ -134,7 +134,8 @@ def operations_of(resolved: Resolved) -> tuple[Network, list[Operation]]:
     (fe_reg, frontend) = resolved.components["workload"]
     request = WorkloadRequest(spec.workload.batch, resolved.loaded.dir)
     network = _attributed(fe_reg, "loading the workload", lambda: frontend.load(request))  # type: ignore[attr-defined]
-    return network, expand(network, spec.workload.phases, arch.precision_bits, spec.workload.optimizer)
+    return network, expand(network, spec.workload.phases, arch.precision_bits, spec.workload.optimizer,
+                           spec.workload.backward_data)
 
 
 def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:

@@ -57,6 +57,9 @@ class WorkloadSection(_Section):
     """Training phases to simulate."""
     optimizer: Literal["sgd", "momentum", "adam"] = "sgd"
     """Optimizer of the update phase (its state tensors are read and written there)."""
+    backward_data: Literal["scatter", "transposed"] = "scatter"
+    """A convolution's input gradient: scatter (the useful MACs, through the forward window) or transposed (the
+    zero-padded transposed convolution, as ZigZag and nn-dataflow count it; docs/training.md)."""
 
     @field_validator("phases")
     @classmethod

@@ -203,3 +203,44 @@ def test_pooling_and_norm_counts(mode):
     assert ops["bn.forward.stats"].flops == 3 * elements and ops["bn.forward"].flops == 2 * elements
     assert ops["bn.backward_weight"].flops == 5 * elements and ops["bn.backward_data"].flops == 6 * elements
     assert ops["bn.update.gamma"].flops == 2 * 4 and ops["bn.update.beta"].flops == 2 * 4
+
+
+def _dilate_and_pad(dy: np.ndarray, stride: int, left: int, size: tuple[int, int]) -> np.ndarray:
+    """dY with stride - 1 zeros between its elements, ``left`` zeros before them, zeros after up to ``size``."""
+    n, m, p, q = dy.shape
+    out = np.zeros((n, m, *size))
+    for i in range(p):
+        for j in range(q):
+            hi, wj = left + i * stride, left + j * stride
+            if 0 <= hi < size[0] and 0 <= wj < size[1]:
+                out[:, :, hi, wj] = dy[:, :, i, j]
+    return out
+
+
+@pytest.mark.parametrize("stride,pad,dilation,groups", [(1, 1, 1, 1), (2, 1, 1, 1), (3, 2, 1, 1), (1, 2, 2, 1),
+                                                        (2, 1, 1, 2)])
+def test_transposed_backward_data_counts_the_zero_padded_convolution(stride, pad, dilation, groups):
+    """workload.backward_data: transposed — the stride-1 convolution over dY with stride - 1 zeros inserted and
+    dilation·(k - 1) - padding around it (the flipped kernel), as ZigZag and nn-dataflow count it: the same dX as
+    the scatter form, N·C·M·H·W·R·S/groups MACs (×stride² the scatter form's, about), the padded dY its operand."""
+    rng = np.random.default_rng(1)
+    build = conv_net(c=4, h=7, w=7, m=4, k=3, stride=stride, pad=pad, dilation=dilation, groups=groups)
+    b = NetworkBuilder("t")
+    build(b)
+    net = b.build(2)
+    scatter = {o.name: o for o in expand(net, PHASES, BITS)}["conv.backward_data"]
+    ops = {o.name: o for o in expand(net, PHASES, BITS, backward_data="transposed")}
+    transposed = ops["conv.backward_data"]
+    assert ops["conv.forward"] == {o.name: o for o in expand(net, PHASES, BITS)}["conv.forward"]
+    assert transposed.macs == 2 * 4 * (4 // groups) * 7 * 7 * 9
+    p = (7 + 2 * pad - dilation * 2 - 1) // stride + 1
+    assert scatter.macs == 2 * 4 * (4 // groups) * p * p * 9
+    size = (7 + dilation * 2, 7 + dilation * 2)
+    assert transposed.tensor("dO").shape == (2, 4, *size) and transposed.tensor("dO").tensor == "conv.dY.transposed"
+    w = rng.standard_normal((4, 4 // groups, 3, 3))
+    dy = rng.standard_normal((2, 4, p, p))
+    dx = execute_macs(scatter, {"dO": dy, "W": w})
+    padded = _dilate_and_pad(dy, stride, dilation * 2 - pad, size)
+    np.testing.assert_allclose(execute_macs(transposed, {"dO": padded, "W": w[:, :, ::-1, ::-1]}), dx, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown backward_data form 'dense'"):
+        expand(net, PHASES, BITS, backward_data="dense")

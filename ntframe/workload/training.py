@@ -3,7 +3,8 @@
 The rules per layer kind are tabulated in ``docs/training.md``; the conventions that matter most:
 
 * conv / linear / attention / recurrent matrix products: every phase runs a loop nest with the forward MAC
-  count (backward_data of a strided conv in the "scatter" form, so no multiplications by inserted zeros),
+  count (backward_data of a strided conv in the "scatter" form, so no multiplications by inserted zeros;
+  ``backward_data="transposed"`` gives the zero-padded transposed convolution other tools count instead),
   FLOPs = 2 per MAC, which is what PyTorch's FlopCounterMode counts for each phase.
 * Recurrent layers (LSTM, GRU) are unrolled over their ``T`` steps: the input projection of all steps is one
   matrix product; the recurrent products and the cell's element-wise work carry ``T`` as a *sequential*
@@ -87,6 +88,7 @@ class _Emit:
     phases: set[Phase]
     bits: dict[Phase, int]
     out: list[Operation]
+    backward_data: str = "scatter"
 
     def t(self, name: str, tensor: str, role: str, proj: Proj, shape: tuple[int, ...], phase: Phase,
           offsets: tuple[int, ...] = (), bits: int | None = None) -> TensorAccess:
@@ -127,7 +129,7 @@ class _Emit:
 # --- matrix-product layers: forward, backward_data, backward_weight of one weighted product ------------------
 
 def _weighted(e: _Emit, kind: OpKind, dims: list[tuple[str, int]], x: tuple, w: tuple, y: tuple, part: str = "",
-              x_index: int = 0, dy: str | None = None) -> None:
+              x_index: int = 0, dy: str | None = None, with_backward_data: bool = True) -> None:
     """``Y[y] += X[x]·W[w]`` and its two gradients. x, w, y: (id, projection, shape, offsets); ``dy`` is the
     gradient of Y (default: the layer output's); the weight gradient is named after the weight."""
     (xid, xp, xs, xo), (wid, wp, ws, wo), (yid, yp, ys, yo) = x, w, y
@@ -136,7 +138,7 @@ def _weighted(e: _Emit, kind: OpKind, dims: list[tuple[str, int]], x: tuple, w: 
     F, D, G = Phase.forward, Phase.backward_data, Phase.backward_weight
     e.op(F, part, kind, dims, [e.t("I", xid, "read", xp, xs, F, xo), e.t("W", wid, "read", wp, ws, F, wo),
                                e.t("O", yid, "accumulate", yp, ys, F, yo)], "mac", 2, 1)
-    if e.needs_dx(x_index):
+    if with_backward_data and e.needs_dx(x_index):
         e.op(D, part, kind, dims, [e.t("dO", dy, "read", yp, ys, D, yo), e.t("W", wid, "read", wp, ws, D, wo),
                                    e.t("dI", e.dx(x_index), "accumulate", xp, xs, D, xo)], "mac", 2, 1)
     e.op(G, part, kind, dims, [e.t("dO", dy, "read", yp, ys, G, yo), e.t("I", xid, "read", xp, xs, G, xo),
@@ -156,11 +158,36 @@ def _conv(e: _Emit) -> None:
         dims = [("N", n), ("G", g), ("M", m // g), ("C", c // g), ("P", pp), ("Q", qq), ("R", r), ("S", s)]
         cin, cout = [("G", c // g), ("C", 1)], [("G", m // g), ("M", 1)]
     xp = [[("N", 1)], cin, [("P", st), ("R", dil)], [("Q", st), ("S", dil)]]
+    transposed = e.backward_data == "transposed"
     _weighted(e, OpKind.conv, dims, (e.x(), xp, (n, c, h, w), (0, 0, -pad, -pad)),
               (e.param("W"), [cout, [("C", 1)], [("R", 1)], [("S", 1)]], (m, c // g, r, s), ()),
-              (e.y, [[("N", 1)], cout, [("P", 1)], [("Q", 1)]], (n, m, pp, qq), ()))
+              (e.y, [[("N", 1)], cout, [("P", 1)], [("Q", 1)]], (n, m, pp, qq), ()), with_backward_data=not transposed)
+    if transposed and e.needs_dx():
+        _conv_transposed_backward_data(e, n, c, h, w, m, r, s, st, pad, dil, g)
     if p.get("bias", True):
         _bias(e, [("N", n), ("M", m), ("P", pp), ("Q", qq)], "M", (n, m, pp, qq))
+
+
+def _conv_transposed_backward_data(e: _Emit, n: int, c: int, h: int, w: int, m: int, r: int, s: int, st: int,
+                                   pad: int, dil: int, g: int) -> None:
+    """dX as ZigZag and nn-dataflow count it: a stride-1 convolution of the kernel over dY with ``stride − 1``
+    zeros inserted between its elements and ``dil·(k − 1) − pad`` zeros around them, producing every element of
+    dX (P, Q over X's height and width; M now the reduction). The zero-padded dY is a dense operand of that size
+    (``<dY>.transposed``), so MACs and its traffic include the inserted zeros."""
+    hd, wd = h + dil * (r - 1), w + dil * (s - 1)
+    if g == 1:
+        dims = [("N", n), ("C", c), ("M", m), ("P", h), ("Q", w), ("R", r), ("S", s)]
+        cin, cout = [("C", 1)], [("M", 1)]
+    else:
+        dims = [("N", n), ("G", g), ("C", c // g), ("M", m // g), ("P", h), ("Q", w), ("R", r), ("S", s)]
+        cin, cout = [("G", c // g), ("C", 1)], [("G", m // g), ("M", 1)]
+    D = Phase.backward_data
+    e.op(D, "", OpKind.conv, dims, [
+        e.t("dO", f"{e.dy}.transposed", "read", [[("N", 1)], cout, [("P", 1), ("R", dil)], [("Q", 1), ("S", dil)]],
+            (n, m, hd, wd), D),
+        e.t("W", e.param("W"), "read", [cout, [("C", 1)], [("R", 1)], [("S", 1)]], (m, c // g, r, s), D),
+        e.t("dI", e.dx(), "accumulate", [[("N", 1)], cin, [("P", 1)], [("Q", 1)]], (n, c, h, w), D)], "mac", 2, 1,
+         note=f"transposed form: dY with {st - 1} zero(s) between elements and {dil * (r - 1) - pad} around")
 
 
 def _bias(e: _Emit, dims: list[tuple[str, int]], channel: str, yshape: tuple[int, ...]) -> None:
@@ -496,10 +523,13 @@ def _gradsum(e: _Emit, graph: _Graph, name: str, shape: tuple[int, ...]) -> None
 
 
 def expand(network: Network, phases: Iterable[Phase], precision_bits: dict[Phase, int],
-           optimizer: str = "sgd") -> list[Operation]:
+           optimizer: str = "sgd", backward_data: str = "scatter") -> list[Operation]:
     """All operations of one training step in execution order: forward over the layers; then, from the last
     layer to the first, the gradient sums of its output, its backward_data, its backward_weight; then the
-    optimizer updates."""
+    optimizer updates. ``backward_data``: ``scatter`` (a convolution's input gradient as the useful MACs, through
+    the forward window) or ``transposed`` (the zero-padded transposed convolution other tools count)."""
+    if backward_data not in ("scatter", "transposed"):
+        raise ValueError(f"unknown backward_data form '{backward_data}' (known: scatter, transposed)")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer '{optimizer}' (known: {', '.join(OPTIMIZERS)})")
     wanted = set(phases)
@@ -507,7 +537,7 @@ def expand(network: Network, phases: Iterable[Phase], precision_bits: dict[Phase
     per_layer: dict[str, list[Operation]] = {}
     for layer in network.layers:
         ops: list[Operation] = []
-        e = _Emit(layer, graph, network.batch, wanted, precision_bits, ops)
+        e = _Emit(layer, graph, network.batch, wanted, precision_bits, ops, backward_data)
         if Phase.backward_data in wanted:
             _gradsum(e, graph, layer.name, layer.output_shape)
         EXPANDERS[layer.kind](e)
