@@ -151,12 +151,7 @@ def _conv(e: _Emit) -> None:
     m, pp, qq = L.output_shape
     (r, s), st, pad, dil, g = p["kernel"], p["stride"], p["padding"], p.get("dilation", 1), p.get("groups", 1)
     n = e.batch
-    if g == 1:
-        dims = [("N", n), ("M", m), ("C", c), ("P", pp), ("Q", qq), ("R", r), ("S", s)]
-        cin, cout = [("C", 1)], [("M", 1)]
-    else:
-        dims = [("N", n), ("G", g), ("M", m // g), ("C", c // g), ("P", pp), ("Q", qq), ("R", r), ("S", s)]
-        cin, cout = [("G", c // g), ("C", 1)], [("G", m // g), ("M", 1)]
+    dims, cin, cout = _conv_loops(n, ("M", m), ("C", c), pp, qq, r, s, g)
     xp = [[("N", 1)], cin, [("P", st), ("R", dil)], [("Q", st), ("S", dil)]]
     transposed = e.backward_data == "transposed"
     _weighted(e, OpKind.conv, dims, (e.x(), xp, (n, c, h, w), (0, 0, -pad, -pad)),
@@ -168,6 +163,20 @@ def _conv(e: _Emit) -> None:
         _bias(e, [("N", n), ("M", m), ("P", pp), ("Q", qq)], "M", (n, m, pp, qq))
 
 
+def _conv_loops(n: int, first: tuple[str, int], second: tuple[str, int], p: int, q: int, r: int, s: int,
+                g: int) -> tuple[list[tuple[str, int]], list, list]:
+    """A convolution's loops (channels in the order given, per group when ``g`` > 1) and the projections of the
+    input-channel (C) and output-channel (M) tensor axes."""
+    channels = dict((first, second))                   # {"C": input channels, "M": output channels}
+    if g == 1:
+        dims = [("N", n), first, second]
+        cin, cout = [("C", 1)], [("M", 1)]
+    else:
+        dims = [("N", n), ("G", g), *((d, k // g) for d, k in (first, second))]
+        cin, cout = [("G", channels["C"] // g), ("C", 1)], [("G", channels["M"] // g), ("M", 1)]
+    return dims + [("P", p), ("Q", q), ("R", r), ("S", s)], cin, cout
+
+
 def _conv_transposed_backward_data(e: _Emit, n: int, c: int, h: int, w: int, m: int, r: int, s: int, st: int,
                                    pad: int, dil: int, g: int) -> None:
     """dX as ZigZag and nn-dataflow count it: a stride-1 convolution of the kernel over dY with ``stride − 1``
@@ -175,12 +184,7 @@ def _conv_transposed_backward_data(e: _Emit, n: int, c: int, h: int, w: int, m: 
     dX (P, Q over X's height and width; M now the reduction). The zero-padded dY is a dense operand of that size
     (``<dY>.transposed``), so MACs and its traffic include the inserted zeros."""
     hd, wd = h + dil * (r - 1), w + dil * (s - 1)
-    if g == 1:
-        dims = [("N", n), ("C", c), ("M", m), ("P", h), ("Q", w), ("R", r), ("S", s)]
-        cin, cout = [("C", 1)], [("M", 1)]
-    else:
-        dims = [("N", n), ("G", g), ("C", c // g), ("M", m // g), ("P", h), ("Q", w), ("R", r), ("S", s)]
-        cin, cout = [("G", c // g), ("C", 1)], [("G", m // g), ("M", 1)]
+    dims, cin, cout = _conv_loops(n, ("C", c), ("M", m), h, w, r, s, g)
     D = Phase.backward_data
     e.op(D, "", OpKind.conv, dims, [
         e.t("dO", f"{e.dy}.transposed", "read", [[("N", 1)], cout, [("P", 1), ("R", dil)], [("Q", 1), ("S", dil)]],
