@@ -91,8 +91,8 @@ class MapperSection(_Section):
     constraints: dict[str, dict[str, Any]] = {}
     """Mapping constraints a study adds to the architecture's, by node name: a storage level takes ``keep``,
     ``bypass``, ``permutation`` (innermost first) and ``factors``; a container ``dims``, ``factors`` and
-    ``no_spatial_reduction`` (docs/model.md, "Mapping constraints"). The native and neurotrainer-dataflow mappers
-    honour them; timeloop-mapper and zigzag-loma refuse a constrained architecture with an error."""
+    ``no_spatial_reduction`` (docs/model.md, "Mapping constraints"). The native, neurotrainer-dataflow and
+    timeloop-mapper mappers honour them; zigzag-loma refuses a constrained architecture with an error."""
 
 
 class CostModelSection(_Section):

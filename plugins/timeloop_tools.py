@@ -34,12 +34,14 @@ from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 import ntframe
 from ntframe.components import Budget, CostModel, MappingSearcher
-from ntframe.errors import MappingError, ToolError
+from ntframe.errors import ToolError
 from ntframe.hardware import Architecture
 from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
-from ntframe.interop.timeloop import (input_files, mapping_yaml, parse_mapping, parse_stats, per_vault_bounds,
-                                      word_bits)
+from ntframe.interop.timeloop import (constraints_yaml, input_files, mapping_yaml, parse_mapping, parse_stats,
+                                      per_vault_bounds, word_bits)
 from ntframe.mapping import Mapping, structural_problems
+from ntframe.mapping.constraints import for_operation, violations
+from ntframe.mapping.mapspace import Problem
 from ntframe.mapping.nest import capacity_problems
 from ntframe.mapping.search import vault_split
 from ntframe.results import ComputeCost, LevelCost, SearchResult, bytes_by_tensor
@@ -163,10 +165,6 @@ class TimeloopMapper(MappingSearcher):
     def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
                seed: int) -> SearchResult:
         exe = _program("timeloop-mapper")
-        if architecture.constraints is not None:
-            raise MappingError("timeloop-mapper: the architecture has mapping constraints, which this adapter does "
-                               "not write into Timeloop's constraints yet; use the native or neurotrainer-dataflow "
-                               "mapper, or remove the constraints")
         started = time.perf_counter()
         split = vault_split(operation, architecture, cost_model, budget, seed, self.options.objective,
                             self.options.vault_split, "timeloop-vault-split")
@@ -178,13 +176,16 @@ class TimeloopMapper(MappingSearcher):
         folder = workdir(f"ntframe-timeloop-mapper-{operation.name}-")
         for name, text in input_files(operation, architecture, bounds).items():
             (folder / name).write_text(text)
+        constraints = for_operation(Problem(operation), architecture)
+        (folder / "constraints.yaml").write_text(yaml.safe_dump(constraints_yaml(operation, architecture, constraints),
+                                                                sort_keys=False))
         (folder / "mapper.yaml").write_text(yaml.safe_dump({"mapper": {
             "algorithm": self.options.algorithm, "optimization_metrics": METRICS[self.options.objective],
             "num_threads": 1, "search_size": budget.evaluations, "timeout": self.options.invalid_timeout,
             "victory_condition": self.options.victory_condition, "log_interval": 0, "live_status": False,
             "diagnostics": False}}, sort_keys=False))
         (folder / "out").mkdir()
-        argv = [exe, "arch.yaml", "problem.yaml", "ERT.yaml", "mapper.yaml", "-o", "out"]
+        argv = [exe, "arch.yaml", "problem.yaml", "ERT.yaml", "mapper.yaml", "constraints.yaml", "-o", "out"]
         left = max(1.0, budget.seconds - (time.perf_counter() - started))
         log, truncated = self._run(argv, folder, left)
         result = folder / "out" / "timeloop-mapper.map.yaml"
@@ -197,7 +198,8 @@ class TimeloopMapper(MappingSearcher):
         except (ValueError, KeyError, TypeError) as exc:
             raise parse_failure("timeloop-mapper", folder, f"{type(exc).__name__}: {exc}", argv) from None
         problems = structural_problems(operation, mapping, architecture) or capacity_problems(operation, mapping,
-                                                                                               architecture)
+                                                                                               architecture) \
+            or violations(Problem(operation), mapping, architecture, constraints)
         if problems:
             raise ToolError(f"timeloop-mapper's mapping for {operation.name} is not valid for ntframe: "
                             f"{'; '.join(problems)}; files kept in {folder}")

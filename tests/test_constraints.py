@@ -155,3 +155,58 @@ def test_external_mappers_say_what_they_cannot_express(tmp_path):
     op = small_ops()["fc.forward"]
     with pytest.raises(MappingError, match="zigzag-loma: the architecture has mapping constraints"):
         ZigZagLoma().search(op, arch, NativeCostModel(), Budget(evaluations=50, seconds=60), 0)
+
+
+def test_violations_name_what_a_mapping_breaks(tmp_path):
+    """The check external mappers' results go through: a mapping found without the constraints breaks them,
+    the one found with them does not."""
+    from ntframe.mapping.constraints import violations
+    arch = constrained(tmp_path, buffer="{keep: [output], permutation: C}", pe="{dims: [M]}",
+                       rf="{factors: {C: '<=2'}}")
+    op = small_ops(batch=2, features=32)["fc.forward"]
+    problem = Problem(op)
+    c = for_operation(problem, arch)
+    _, honouring = mapped(arch)
+    assert violations(problem, honouring, arch, c) == []
+    _, free = mapped(load_architecture(TINY))
+    found = violations(problem, free, arch, c)
+    assert found and all(isinstance(line, str) for line in found)
+
+
+def test_timeloop_constraints_file(tmp_path):
+    """Timeloop's vocabulary, written for timeloop-mapper: bypass, temporal factors and partial permutation
+    (innermost first), and at the parent of a fan-out the spatial factors (disallowed dimensions at 1)."""
+    from ntframe.interop.timeloop import constraints_yaml
+    arch = constrained(tmp_path, buffer="{keep: [output], bypass: [W], permutation: CM}",
+                       pe="{no_spatial_reduction: true, factors: {M: 4}}", rf="{factors: {C: '<=2', N: 2}}")
+    op = small_ops(batch=2, features=32)["fc.forward"]
+    doc = constraints_yaml(op, arch, for_operation(Problem(op), arch))["mapspace_constraints"]
+    assert {"target": "global_buffer", "type": "bypass", "keep": ["O"], "bypass": ["W"]} in doc
+    assert {"target": "global_buffer", "type": "temporal", "permutation": "CM"} in doc
+    assert {"target": "rf", "type": "temporal", "factors": "N=2 C<=2"} in doc
+    spatial = [e for e in doc if e["type"] == "spatial"]
+    assert spatial == [{"target": "global_buffer", "type": "spatial", "factors": "M=4 C=1"}]
+
+
+def _timeloop_mapper() -> bool:
+    import os
+    import shutil
+    folder = os.environ.get("NTFRAME_TIMELOOP_BIN")
+    return bool(folder and os.path.exists(os.path.join(folder, "timeloop-mapper"))) or bool(
+        shutil.which("timeloop-mapper"))
+
+
+@pytest.mark.skipif(not _timeloop_mapper(), reason="timeloop-mapper not found (set NTFRAME_TIMELOOP_BIN to the "
+                                                   "folder holding it to run this live check)")
+def test_timeloop_mapper_live_honours_the_constraints(tmp_path):
+    """The live program, given the constraints file: its mapping keeps the output in the buffer, bypasses W
+    there, splits only M across the engines, and keeps the register file's C factor within 2 (the searcher
+    refuses a mapping that breaks them, so a result is the proof)."""
+    from ntframe.mapping.constraints import violations
+    from ntframe_plugins.timeloop_tools import TimeloopMapper
+    arch = constrained(tmp_path, buffer="{keep: [output], bypass: [W]}", pe="{dims: [M]}",
+                       rf="{factors: {C: '<=2'}}")
+    op = small_ops(batch=2, features=32)["fc.forward"]
+    res = TimeloopMapper().search(op, arch, NativeCostModel(), Budget(evaluations=300, seconds=120), 0)
+    assert violations(Problem(op), res.mapping, arch, for_operation(Problem(op), arch)) == []
+    assert "W" in res.mapping.levels[1].bypass and all(d == "M" for d, _ in res.mapping.levels[2].spatial)

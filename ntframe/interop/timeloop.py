@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from ntframe.hardware.architecture import Architecture
+from ntframe.mapping.constraints import Constraints
 from ntframe.mapping.mapping import Mapping
 from ntframe.workload.ir import Operation
 
@@ -182,6 +183,49 @@ def mapping_yaml(op: Operation, arch: Architecture, mapping: Mapping, bounds: di
         out.append({"target": lm.level, "type": "bypass", "keep": [n for n in names if n not in lm.bypass],
                     "bypass": [n for n in names if n in lm.bypass]})
     return {"mapping": out}
+
+
+def constraints_yaml(op: Operation, arch: Architecture, c: Constraints) -> dict[str, Any]:
+    """An operation's mapping constraints (:func:`ntframe.mapping.constraints.for_operation`) as Timeloop's
+    ``mapspace_constraints``, for one vault: per level a ``bypass`` directive (keep / bypass), a ``temporal``
+    one (factors ``D=n`` exact or ``D<=n``; the pinned innermost loops as a partial permutation, innermost
+    first), and at the parent of every fan-out inside the vault a ``spatial`` one (exact or bounded factors; the
+    dimensions that may not be split there get factor 1, which is how ``dims`` and ``no_spatial_reduction``
+    read in Timeloop's vocabulary). The split across vaults is the vault split, outside Timeloop's problem."""
+    dims = [d for d, _ in op.dims]
+    names = [t.name for t in op.tensors]
+    K = len(arch.levels)
+    temporal: dict[int, dict[str, str]] = {}
+    spatial: dict[int, dict[str, str]] = {}
+    for (slot, d), (lo, hi) in sorted(c.factors.items()):
+        text = f"{dims[d]}={lo}" if lo == hi else f"{dims[d]}<={hi}"
+        if slot < K:
+            temporal.setdefault(slot, {})[dims[d]] = text
+        elif slot - K >= 1:                              # the fan-out into level row, below its parent
+            spatial.setdefault(slot - K - 1, {})[dims[d]] = text
+    for row, allowed in sorted(c.spatial.items()):
+        if row == 0 or arch.fanouts[row] < 2:
+            continue
+        for d, name in enumerate(dims):
+            if d not in allowed:
+                spatial.setdefault(row - 1, {})[name] = f"{name}=1"
+    out: list[dict[str, Any]] = []
+    for lvl in range(K):
+        target = arch.levels[lvl].name
+        keep = [names[t] for (lv, t), v in sorted(c.keep.items()) if lv == lvl and v]
+        bypass = [names[t] for (lv, t), v in sorted(c.keep.items()) if lv == lvl and not v]
+        if keep or bypass:
+            out.append({"target": target, "type": "bypass", "keep": keep, "bypass": bypass})
+        entry: dict[str, Any] = {}
+        if lvl in temporal:
+            entry["factors"] = " ".join(temporal[lvl].values())
+        if c.innermost.get(lvl):
+            entry["permutation"] = "".join(dims[d] for d in reversed(c.innermost[lvl]))
+        if entry:
+            out.append({"target": target, "type": "temporal", **entry})
+        if lvl in spatial:
+            out.append({"target": target, "type": "spatial", "factors": " ".join(spatial[lvl].values())})
+    return {"mapspace_constraints": out}
 
 
 def input_files(op: Operation, arch: Architecture, bounds: dict[str, int]) -> dict[str, str]:

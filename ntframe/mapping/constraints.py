@@ -120,4 +120,35 @@ def for_operation(problem: Problem, arch: Architecture, base: Constraints | None
     return c
 
 
-__all__ = ["Constraints", "for_operation"]
+def violations(problem: Problem, mapping, arch: Architecture, c: Constraints) -> list[str]:
+    """Where ``mapping`` (a :class:`~ntframe.mapping.mapping.Mapping`) breaks the constraints ``c``: one line each."""
+    K = len(arch.levels)
+    names = [lvl.name for lvl in arch.levels] + [arch.compute.name]
+    dims = problem.dims
+    out = []
+    rows = mapping.spatial_rows()
+    for (lvl, j), keep in sorted(c.keep.items()):
+        if (problem.tensors[j].name in mapping.levels[lvl].bypass) == keep:
+            out.append(f"{names[lvl]}: {problem.tensors[j].name} must be {'kept' if keep else 'bypassed'}")
+    for (slot, d), (lo, hi) in sorted(c.factors.items()):
+        pairs = mapping.levels[slot].temporal if slot < K else rows[slot - K]
+        f = 1
+        for dim, v in pairs:
+            f *= v if dim == dims[d] else 1
+        if not lo <= f <= hi or f % lo:
+            what = f"temporal at {names[slot]}" if slot < K else f"spatial into {names[slot - K]}"
+            out.append(f"{what}: factor {f} of {dims[d]}, allowed {lo if lo == hi else f'<= {hi}'}")
+    for row, allowed in sorted(c.spatial.items()):
+        bad = sorted({d for d, v in rows[row] if v > 1 and problem.index[d] not in allowed})
+        if bad:
+            out.append(f"spatial into {names[row]}: {', '.join(bad)} may not be split there")
+    for lvl, pinned in sorted(c.innermost.items()):
+        order = [d for d, v in mapping.levels[lvl].temporal if v > 1]          # outermost first
+        want = [dims[d] for d in pinned if dims[d] in order]
+        if order[len(order) - len(want):] != want:
+            out.append(f"{names[lvl]}: loops {', '.join(want)} must be innermost in that order (found "
+                       f"{', '.join(order)})")
+    return out
+
+
+__all__ = ["Constraints", "for_operation", "violations"]
