@@ -283,6 +283,14 @@ def _mesh(spatial: Spatial) -> int:
     return spatial.meshX * spatial.meshY
 
 
+def _merge_factors(a: dict, b: dict) -> dict:
+    """Both factor constraints at once; ValueError where they name one dimension differently."""
+    for d, f in b.items():
+        if d in a and a[d] != f:
+            raise ValueError(f"factor of {d} {f} conflicts with {a[d]}")
+    return {**a, **b}
+
+
 def _merge_storage(a: StorageConstraints | None, b: StorageConstraints | None) -> StorageConstraints | None:
     """Both sets of constraints at once (a study's added to the hardware's); ValueError where they conflict."""
     if a is None or b is None:
@@ -291,25 +299,15 @@ def _merge_storage(a: StorageConstraints | None, b: StorageConstraints | None) -
     short, long = sorted((order_a, order_b), key=len)
     if long[:len(short)] != short:
         raise ValueError(f"permutation {''.join(order_b)} conflicts with {''.join(order_a)}")
-    factors = dict(a.factors)
-    for d, f in b.factors.items():
-        if d in factors and factors[d] != f:
-            raise ValueError(f"factor of {d} {f} conflicts with {factors[d]}")
-        factors[d] = f
     return StorageConstraints(keep=sorted(set(a.keep) | set(b.keep)), bypass=sorted(set(a.bypass) | set(b.bypass)),
-                              permutation=long, factors=factors)
+                              permutation=long, factors=_merge_factors(a.factors, b.factors))
 
 
 def _merge_spatial(a: SpatialConstraints | None, b: SpatialConstraints | None) -> SpatialConstraints | None:
     if a is None or b is None:
         return a or b
     dims = b.dims if a.dims is None else a.dims if b.dims is None else [d for d in a.dims if d in b.dims]
-    factors = dict(a.factors)
-    for d, f in b.factors.items():
-        if d in factors and factors[d] != f:
-            raise ValueError(f"factor of {d} {f} conflicts with {factors[d]}")
-        factors[d] = f
-    return SpatialConstraints(dims=dims, factors=factors,
+    return SpatialConstraints(dims=dims, factors=_merge_factors(a.factors, b.factors),
                               no_spatial_reduction=a.no_spatial_reduction or b.no_spatial_reduction)
 
 

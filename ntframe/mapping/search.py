@@ -350,13 +350,14 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
     pool_A, pool_O, pool_keep, pool_score = [], [], [], []
     best: list = []                                     # [value, batch, energy, cycles]
 
-    def price(A: np.ndarray, O: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Price the candidates not seen before, within the budget: (their indices, their values)."""
+    def price(A: np.ndarray, O: np.ndarray, keep: np.ndarray, check: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Price the candidates not seen before, within the budget: (their indices, their values). ``check``:
+        drop those that do not fit first (callers whose candidates fit by construction leave it off)."""
         batch = space.decode(A, O, keep)
         keys = batch.keys()
-        fits = space.fits(A, keep)       # by construction once a start fits; the outermost may not, under constraints
+        fits = space.fits(A, keep) if check else np.ones(len(keys), bool)
         fresh = [i for i, k in enumerate(keys) if fits[i] and k not in seen and not seen.add(k)]   # type: ignore[func-returns-value]
-        state["duplicates"] += len(keys) - len(fresh)
+        state["duplicates"] += int(fits.sum()) - len(fresh)
         fresh = fresh[: evaluations - state["priced"]]
         if not fresh:
             return np.zeros(0, np.int64), np.zeros(0)
@@ -388,6 +389,9 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
     explore_budget = max(1, int(round(evaluations * explore)))
     batch_size = max(32, min(512, explore_budget // 4))
     A, O, keep = space.outermost()
+    # samples grow from the outermost mapping and fit by construction when it does; under constraints it may not
+    # (a capacity), and then every exploration batch is checked
+    check = not all(ok[0] for ok in space._checks(space._logs(A), keep))     # (not counted as a rejection)
     rounds = stale = 0
     while state["priced"] < explore_budget and stale < 3:
         if rounds:
@@ -412,10 +416,11 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
             keep = np.concatenate([p[2] for p in parts])
         rounds += 1
         before = state["duplicates"]
-        idx, value = price(A, O, keep)
+        idx, value = price(A, O, keep, check)
         stale = stale + 1 if len(idx) < max(1, (len(idx) + state["duplicates"] - before) // 20) else 0
         if len(idx):
             remember(A[idx], O[idx], keep[idx], value)
+
     def descend(A1, O1, k1, current):
         """Steepest descent from (A1, O1, k1): to the best neighbour while it improves."""
         while state["priced"] < evaluations and not out_of_time():
