@@ -73,6 +73,48 @@ def test_trace_follows_the_mapping_and_the_analysis(tmp_path):
     assert len(np.unique(steps // 1)) > 1                             # spread over the operation's steps
 
 
+def test_few_step_traces_are_sampled_by_issue_rows():
+    """An operation with fewer steps than two sampling windows but more requests than the sample may hold
+    (a vault split with 4 steps, the vaults' whole tiles fetched in each): the sample is made of stretches of
+    issue rows, each exactly the records of those rows in the full step's trace (both layouts), holding about
+    the requested number of records, and the share it reports is theirs."""
+    import dataclasses
+
+    from ntframe.hardware.architecture import load_architecture
+    from ntframe.mapping.mapping import LevelMapping, Mapping
+    from ntframe.memory.trace import ADDRESS_MAPPINGS
+    from ntframe.memory.tracegen import TraceGenerator
+    from ntframe.paths import shipped_root
+    from ntframe.workload.builder import NetworkBuilder
+    from ntframe.workload.ir import Phase
+    from ntframe.workload.training import expand
+    arch = load_architecture(shipped_root() / "arch_specs/neurotrainer/hmc2-32vault.yaml")
+    arch = dataclasses.replace(arch, network=None)
+    b = NetworkBuilder("t")
+    b.linear(b.input("x", (4096,)), 64, bias=False, name="fc")
+    op = expand(b.build(32), [Phase.forward], dict.fromkeys(Phase, 32))[0]
+    mapping = Mapping((LevelMapping("vault_dram", (("M", 4),), (("N", 32),)),
+                       LevelMapping("vault_buffer", (("M", 16), ("C", 4096))), LevelMapping("pe_rf", ())))
+    for layout in ("vault-local", "interleaved"):
+        gen = TraceGenerator(op, mapping, arch, ADDRESS_MAPPINGS["RoCoBaVa"], layout, 1e6)
+        assert gen.steps == 4
+        full = [np.concatenate(list(gen.chunks(s, s + 1))) for s in range(gen.steps)]
+        total = sum(len(f) for f in full)
+        for step in (0, 3):
+            rows = full[step]["time"] - full[step]["time"].min()
+            for lo, hi in ((0, 1), (5, 77), (int(rows.max()) - 3, int(rows.max()) + 9)):
+                inside = (rows >= lo) & (rows < hi)
+                want = full[step][inside].copy()
+                want["time"] = rows[inside] - lo
+                got = gen._row_window(step, lo, hi)
+                assert len(got) == len(want) > 0 and (got == want).all(), (layout, step, lo, hi)
+        windows, share = gen.sample(total // 10, windows=8)
+        sampled = sum(len(w) for w in windows)
+        assert len(windows) == 8 and share == pytest.approx(sampled / total)
+        assert 0.8 * total // 10 <= sampled <= 1.2 * total // 10
+        assert gen.sample(total)[1] == 1.0 and len(gen.sample(total)[0][0]) == total
+
+
 def test_trace_and_inspect_commands(tmp_path):
     out = tmp_path / "t.ramulator"
     done = ntframe_cmd("trace", str(spec_with(tmp_path, "{backend: hmc-analytic}")), "--layer", "conv2", "--phase",

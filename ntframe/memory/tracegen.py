@@ -346,6 +346,62 @@ class TraceGenerator:
             out = out[np.argsort(out["time"], kind="stable")]
         return out
 
+    def _row_windows(self, counts: list[np.ndarray], total: int, max_requests: int,
+                     windows: int) -> tuple[list[np.ndarray], float]:
+        """``windows`` stretches of issue rows (a row: the next request of every vault that has one), spread
+        evenly over steps too few to sample by step, holding about ``max_requests`` in all: each stretch lies
+        in one step and is generated alone (:meth:`_row_window`). Returns (one record array per window, the
+        share of the operation's requests they hold)."""
+        rows = np.array([int(c.max()) if len(c) else 0 for c in counts])
+        per_row = total / max(1, int(rows.sum()))
+        span = max(1, int(max_requests / windows / per_row))
+        ends = np.cumsum(rows)
+        out, sampled = [], 0
+        for w in range(windows):
+            at = int((int(ends[-1]) - 1) * w // max(1, windows - 1))          # a row of the whole trace
+            step = int(np.searchsorted(ends, at, side="right"))
+            local = at - (int(ends[step - 1]) if step else 0)
+            lo = max(0, min(local, int(rows[step]) - span))
+            recs = self._row_window(step, lo, lo + span)
+            sampled += len(recs)
+            out.append(recs)
+        return out, sampled / total
+
+    def _row_window(self, step: int, row_lo: int, row_hi: int) -> np.ndarray:
+        """The records of issue rows [row_lo, row_hi) of one step, in trace order, times from the stretch's
+        first row: each box's requests hold consecutive rows of its vault from its rank on, so only the part of
+        each box inside the rows is made."""
+        parts, _ = self._boxes(step, step + 1)
+        nv = 1 << self._vault_bits
+        dec = self._decoder
+        values, ranks, vaults = [], [], []
+        for s, write, q, patterns, pid, group, offset in parts:
+            vault = (group & (nv - 1)).ravel()
+            value0 = dec.pack(q, group & (nv - 1), 2 * s.j + write).ravel()
+            flat, first = pid.ravel(), offset.ravel()
+            for u, pat in enumerate(patterns):
+                boxes = np.flatnonzero(flat == u)
+                if not len(pat) or not len(boxes):
+                    continue
+                lo = np.clip(row_lo - first[boxes], 0, len(pat))
+                n = np.clip(row_hi - first[boxes], 0, len(pat)) - lo
+                keep = n > 0
+                boxes, lo, n = boxes[keep], lo[keep], n[keep]
+                if not len(boxes):
+                    continue
+                i = np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))   # request index in its box
+                b = np.repeat(boxes, n)
+                values.append(value0[b] + (pat[i] << dec.shift))
+                ranks.append(first[b] + i)
+                vaults.append(vault[b])
+        if not values:
+            return np.zeros(0, TRACE_DTYPE)
+        value, rank, vault = (np.concatenate(x) for x in (values, ranks, vaults))
+        order = np.argsort(rank * nv + vault, kind="stable")                 # row by row, vaults in order
+        out = np.empty(len(order), TRACE_DTYPE)
+        dec.fill(out.view("<i8").reshape(len(order), 4), value[order], rank[order] - row_lo)
+        return out
+
     def _scratch(self, n: int) -> np.ndarray:
         """An int64 work array of ``n`` elements, kept between spans (a fresh one each span costs page faults);
         only :meth:`_records` uses it, and nothing it returns is a view of it."""
@@ -356,10 +412,15 @@ class TraceGenerator:
     def sample(self, max_requests: int, windows: int = 8) -> tuple[list[np.ndarray], float]:
         """The whole trace if it has at most about ``max_requests`` requests, else ``windows`` stretches of
         steps spread over the operation holding about that many in all (the requests per step are estimated
-        from one step of each window). Returns (one record array per window, the share of the operation's
-        steps they cover)."""
+        from one step of each window); with too few steps for that, ``windows`` stretches of issue rows within
+        steps (:meth:`_row_windows`). Returns (one record array per window, the share of the operation's steps
+        or requests they cover)."""
         if self.steps <= 2 * windows:
-            return [np.concatenate(list(self.chunks()) or [np.zeros(0, TRACE_DTYPE)])], 1.0
+            counts = [self._boxes(s, s + 1)[1] for s in range(self.steps)]      # requests per vault, per step
+            total = sum(int(c.sum()) for c in counts)
+            if total <= max_requests:
+                return [np.concatenate(list(self.chunks()) or [np.zeros(0, TRACE_DTYPE)])], 1.0
+            return self._row_windows(counts, total, max_requests, windows)
         starts = [(self.steps * w) // windows for w in range(windows)]
         probe = sum(sum(self.chunks(s, s + 1, count_only=True)) for s in starts) / windows
         if probe * self.steps <= max_requests:
