@@ -1,7 +1,7 @@
 """NeuroTrainer's headline claims, measured: the reference architecture on CNNs, an RNN, an MLP, CNN+RNN and a
 transformer (the claims: docs/sources.md#neurotrainer-and-its-predecessors).
 
-    .venv/bin/python bench/headline.py [--evaluations 2000] [--set PATH=VALUE ...] > table.md
+    .venv/bin/python bench/headline.py [--evaluations N (default: the default budget)] [--set PATH=VALUE ...] > table.md
 
 `--set` is passed to every `ntframe run` (the first-order table of docs/neurotrainer-results.md:
 `--set memory.model=stream --set cost_model.dram_line_bytes=0`).
@@ -58,7 +58,8 @@ def breakdown(doc: dict) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--evaluations", type=int, default=2000)
+    from ntframe.components import Budget
+    parser.add_argument("--evaluations", type=int, default=Budget().evaluations)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
     args = parser.parse_args()
     print("| network (batch) | mapper | GFLOP/step | TFLOP/s | GFLOPS/W | utilisation | power W | energy: MAC / RF / "

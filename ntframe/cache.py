@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CACHE_SCHEMA = 3
+CACHE_SCHEMA = 4
 """Part of every key: bump it when a change to ntframe alters what a search or a cost model returns for the same
 inputs (the reference plugins' versions follow ntframe's, which a development change does not bump), so
 results cached before the change are not served after it. 2: the native search's descent phase; 3: the native
-cost model charges spatial-reduction adders."""
+cost model charges spatial-reduction adders; 4: the bounded search, and zigzag-loma under constraints."""
 
 
 def cache_folder() -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
@@ -28,8 +28,9 @@ class Budget(BaseModel):
     """How much a mapping search may spend per operation."""
 
     model_config = ConfigDict(extra="forbid")
-    evaluations: PositiveInt = 2000
-    """Cost-model evaluations at most."""
+    evaluations: PositiveInt = 20000
+    """Cost-model evaluations: the bounded search maps no new structure once it has spent them (the one in hand
+    and the final descent finish); the sampling search prices no more."""
     seconds: PositiveFloat = 10.0
     """Wall-clock cap; reaching it makes the result machine-dependent and is reported."""
 
@@ -93,6 +94,39 @@ class CostModel(Component):
         when not supported (searchers then call :meth:`evaluate` per mapping)."""
         return None
 
+    def bounds(self, problem, architecture: Architecture) -> "StructureBounds | None":
+        """Optional, for the bounded search (:mod:`ntframe.mapping.bounded`): lower bounds of this model's prices
+        for whole structures of ``problem`` (a :class:`ntframe.mapping.mapspace.Problem`), or None (searchers then
+        sample)."""
+        return None
+
+
+class StructureBounds(Protocol):
+    """What a cost model's :meth:`CostModel.bounds` returns: prices from below for *structures*, i.e. spatial
+    factors of every fan-out row (``spatial[n, K+1, D]``, as in a MappingBatch's ``S``) with a keep pattern
+    (``keeps[P, K, Tn]``), valid for every mapping of the structure whatever its temporal loops and their order.
+    The bounded search is exact only as far as these are lower bounds (``tests/test_bounded.py`` checks the native
+    model's on sampled mappings)."""
+
+    floor_energy_pJ: float
+    """Under the energy of every mapping of the problem."""
+
+    def cycles_floor(self, spatial: Any) -> Any:
+        """[n]: under the cycles of every mapping with these spatial factors."""
+
+    def parts(self, spatial: Any) -> Any:
+        """Whatever :meth:`floor`, :meth:`combine` and :meth:`penalty` share for these structures (indexable
+        along its last axis per structure)."""
+
+    def floor(self, parts: Any, keeps: Any) -> tuple[Any, Any]:
+        """(energy_pJ[n], cycles[n]): under every keep pattern of ``keeps``."""
+
+    def combine(self, parts: Any, keeps: Any) -> tuple[Any, Any]:
+        """(energy_pJ[n, P], cycles[n, P]): under each keep pattern."""
+
+    def penalty(self, parts: Any, k: int, spatial: Any, keep: Any) -> float:
+        """Energy to add to structure ``k``'s bound under ``keep`` (0 if none is known): what the capacities force."""
+
 
 class MappingSearcher(Component):
     family: ClassVar[str] = "mapper"
@@ -127,4 +161,4 @@ FAMILIES: dict[str, type[Component]] = {
 
 
 __all__ = ["Budget", "Component", "CostModel", "FAMILIES", "MappingSearcher", "MemoryBackend", "NoOptions",
-           "WorkloadFrontend", "WorkloadRequest"]
+           "StructureBounds", "WorkloadFrontend", "WorkloadRequest"]

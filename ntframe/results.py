@@ -94,6 +94,11 @@ class SearchResult:
     invalid_reasons: dict[str, int]
     truncated_by_time: bool = False
     objective: str = "edp"
+    method: str = ""                # how the searcher searched (e.g. "bounded", "sampling")
+    structures: int = 0             # bounded search: structures (spatial splits x keep patterns) bounded
+    structures_mapped: int = 0      # of which mapped
+    lower_bound: float | None = None    # bounded search: no mapping of an unmapped structure has a smaller
+                                        # objective value than this (inf: every structure mapped or ruled out)
 
 
 def bytes_by_tensor(op: Any, bytes_by_name: dict[str, float]) -> dict[str, int]:

@@ -13,6 +13,7 @@ plugin, the other operations go on, and the bundle is still written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -127,6 +128,9 @@ class _AttributedCostModel(CostModel):
         return _attributed(self.reg, f"evaluating {problem.op.name}",
                            lambda: self.model.evaluate_batch(problem, batch, architecture))
 
+    def bounds(self, problem, architecture):
+        return _attributed(self.reg, f"bounding {problem.op.name}", lambda: self.model.bounds(problem, architecture))
+
 
 def operations_of(resolved: Resolved) -> tuple[Network, list[Operation]]:
     """The spec's network and the operations of its training step."""
@@ -181,11 +185,24 @@ def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict
         found = _attributed(mp_reg, f"mapping search of {op.name}",
                             lambda: mapper.search(op, arch, attributed, spec.mapper.budget, spec.mapper.seed))
         mapping = found.mapping
-        search = {"evaluated": found.evaluated, "valid": found.valid, "invalid_reasons": found.invalid_reasons,
-                  "objective": found.objective, "truncated_by_time": found.truncated_by_time}
+        search = search_record(found)
         if resolved.cache and not found.truncated_by_time:
             resolved.cache.put(key, {"mapping": mapping.to_dict(), "search": search})
     return mapping, attributed.evaluate(op, mapping, arch), search
+
+
+def search_record(found) -> dict[str, Any]:
+    """What results.json keeps of a search (docs/results.md, ``operations[].search``)."""
+    record = {"evaluated": found.evaluated, "valid": found.valid, "invalid_reasons": found.invalid_reasons,
+              "objective": found.objective, "truncated_by_time": found.truncated_by_time,
+              "method": found.method or "unknown"}
+    if found.lower_bound is not None:
+        value = {"energy": found.cost.energy_pJ, "delay": found.cost.cycles}.get(
+            found.objective, found.cost.energy_pJ * found.cost.cycles)
+        record.update(structures=found.structures, structures_mapped=found.structures_mapped,
+                      bound_gap=(max(0.0, value / found.lower_bound - 1) if 0 < found.lower_bound < math.inf
+                                 else 0.0))
+    return record
 
 
 def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:

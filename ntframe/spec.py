@@ -85,14 +85,17 @@ class MapperSection(_Section):
     budget: Budget = Budget()
     """How much the search may spend per operation."""
     seed: int = 0
-    """Seed of the mapping search: the same seed and evaluation budget give the same mappings."""
+    """Seed of the mapping searches that sample (timeloop-mapper, and the native and data-flow mappers with a cost
+    model that cannot bound structures); the bounded search does not depend on it. The same seed and evaluation
+    budget give the same mappings."""
     cache: bool = True
     """Keep search results in the mapping cache (NTFRAME_CACHE_DIR, else ~/.cache/ntframe)."""
     constraints: dict[str, dict[str, Any]] = {}
     """Mapping constraints a study adds to the architecture's, by node name: a storage level takes ``keep``,
     ``bypass``, ``permutation`` (innermost first) and ``factors``; a container ``dims``, ``factors`` and
     ``no_spatial_reduction`` (docs/model.md, "Mapping constraints"). The native, neurotrainer-dataflow and
-    timeloop-mapper mappers honour them; zigzag-loma refuses a constrained architecture with an error."""
+    timeloop-mapper mappers honour them all; zigzag-loma honours keep/bypass, spatial dimensions, exact spatial
+    factors and the innermost level's permutation, and refuses the others with an error naming them."""
 
 
 class CostModelSection(_Section):

@@ -18,6 +18,9 @@ with a block size of one word.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +28,10 @@ import ntframe
 from ntframe.components import CostModel
 from ntframe.hardware import Architecture
 from ntframe.mapping import Mapping
-from ntframe.mapping.mapspace import Analysis, MappingBatch, Problem, analyse_batch, to_batch
+from ntframe.mapping.bounded import Tiles
+from ntframe.mapping.mapspace import (ACCUMULATE, READ, READWRITE, Analysis, MappingBatch, Problem,
+                                      analyse_batch, axis_extents, to_batch,
+                                      touched_extents)
 from ntframe.results import ComputeCost, LevelCost
 from ntframe.workload import Operation
 
@@ -100,6 +106,322 @@ def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis
     return out
 
 
+class RelaxedPricing:
+    """:func:`price` of *relaxed* mappings in closed form: for a structure (the spatial factors of every fan-out
+    row and a keep pattern), every temporal loop at the innermost storage level and the capacities ignored.
+
+    Moving a temporal loop inward never adds an access in the reuse analysis (a relevant loop only trades tile
+    size for tile changes, an irrelevant one stops re-fetching), so no mapping of a structure moves less data at
+    any level than its relaxed mapping, and the bandwidth bounds follow the traffic: the relaxed price is a lower
+    bound of every mapping of the structure. Tiles count the indices they touch, not their bounding box (with a
+    stride wider than the kernel, a big tile's box holds gaps that smaller tiles leave out). DRAM lines: a
+    relaxed tile whose run reaches a line is counted at no inflation (a smaller tile may fill its lines exactly),
+    a shorter run at ``line / run``. Without the loop
+    statistics the general analysis needs, and per tensor: a tensor's accesses depend on its own keep bits only,
+    so a keep pattern sums per-tensor *chains* of kept levels (``tests/test_bounded.py`` checks this against
+    :func:`price` on relaxed mappings)."""
+
+    def __init__(self, problem: Problem, arch: Architecture, line_bytes: int = 64,
+                 reduction_adders: bool = True) -> None:
+        self.problem, self.arch = problem, arch
+        self.line_bytes, self.reduction_adders = line_bytes, reduction_adders
+        K = len(arch.levels)
+        self.K = K
+        self.chains = [(0,) + tuple(l for l in range(1, K) if mask >> (l - 1) & 1) + (K,)
+                       for mask in range(2 ** (K - 1))]
+        op = problem.op
+        self.compute_energy = op.points * op.ops_per_point * arch.compute.energy_pJ(op.action,
+                                                                                     int(problem.bits.max()))
+        # every element of every tensor crosses the outermost level once, at least (read, or written if the
+        # operation writes it), whatever the structure: with the datapath, a floor under every mapping's energy
+        level0 = arch.levels[0]
+        whole = problem.bounds.astype(float)[None, :]
+        self.compulsory_bits = sum(axis_extents(whole, t.coef.astype(float)).prod() * float(problem.bits[j])
+                                   for j, t in enumerate(problem.tensors))
+        self._fit_cache: dict = {}
+        self._block_cache: dict = {}
+        self._pass_cache: dict = {}
+        self.floor_energy_pJ = self.compute_energy + sum(
+            axis_extents(whole, t.coef.astype(float)).prod() * float(problem.bits[j])
+            * (level0.read_energy_pJ_per_bit if t.role == READ else level0.write_energy_pJ_per_bit)
+            for j, t in enumerate(problem.tensors))
+
+    def cycles_floor(self, spatial: np.ndarray) -> np.ndarray:
+        """A floor under the cycles of every mapping of each structure, from its spatial factors alone: the
+        compute units' steps, and the compulsory traffic of the outermost level spread over its instances in
+        use."""
+        op = self.problem.op
+        steps = op.points / spatial.prod(axis=(1, 2)).astype(float)
+        dram = self.compulsory_bits / 8 / (spatial[:, 0].prod(axis=1) * self.arch.levels[0].bytes_per_cycle)
+        return np.maximum(steps * op.ops_per_point / self.arch.compute.ops_per_cycle, dram)
+
+    def chain_index(self, keeps: np.ndarray) -> np.ndarray:
+        """[P, Tn]: each pattern's chain per tensor (bit l-1 of the index: kept at level l)."""
+        return (keeps[:, 1:, :] * (1 << np.arange(self.K - 1))[None, :, None]).sum(axis=1)
+
+    def parts(self, spatial: np.ndarray) -> dict:
+        """Per tensor and chain: energy [Tn, C, n], bandwidth cycles at each level [Tn, C, K, n], network bits
+        [Tn, C, n]; compute cycles [n]."""
+        problem, arch, K = self.problem, self.arch, self.K
+        op = problem.op
+        S = spatial.astype(float)
+        n, _, D = S.shape
+        Tn = len(problem.tensors)
+        bounds = problem.bounds.astype(float)
+        R = bounds[None, :] / S.prod(axis=1)                            # temporal work of one compute unit
+        below = np.cumprod(S[:, ::-1], axis=1)[:, ::-1]                  # below[:, r]: product of rows r..K
+        E = [R * below[:, c + 1] for c in range(K)] + [np.ones((n, D))]  # relaxed tile of each level
+        inst = np.cumprod(S[:, :K].prod(axis=2), axis=1)                 # [n, K]
+        above = np.cumprod(S[:, :K], axis=1)                             # [n, K, D]
+        steps = R.prod(axis=1)
+        add_pj = arch.compute.energy_pJ("add", int(problem.bits.max()))
+        e_read = [lv.read_energy_pJ_per_bit for lv in arch.levels]
+        e_write = [lv.write_energy_pJ_per_bit for lv in arch.levels]
+        per_cycle = [lv.bytes_per_cycle for lv in arch.levels]
+        noc = arch.network
+        C = len(self.chains)
+        energy_tc, cycles_tc, noc_tc = np.zeros((Tn, C, n)), np.zeros((Tn, C, K, n)), np.zeros((Tn, C, n))
+        level0_tc = np.zeros((Tn, C, n))                # what one more pass over the outermost level costs
+        for j, t in enumerate(problem.tensors):
+            coef = t.coef.astype(float)
+            bits = float(problem.bits[j])
+            shape = np.array(op.tensors[j].shape, float)
+            relrow = np.where(t.relevant[None, None, :], S, 1.0).prod(axis=2)     # [n, K+1]
+            irrrow = S.prod(axis=2) / relrow
+            moved = [touched_extents(E[c], coef).prod(axis=1) for c in range(K)] + [steps]
+            first = [axis_extents(bounds[None, :] / above[:, l], coef).prod(axis=1) for l in range(K)]
+            rep = irrrow[:, 0] if noc is not None else np.ones(n)
+            inflation = {}
+            for ci, chain in enumerate(self.chains):
+                reads = [0.0] * K
+                writes = [0.0] * K                       # fills + updates
+                updates0 = 0.0
+                adds = 0.0
+                for a, c in zip(chain, chain[1:]):
+                    served = moved[c] * relrow[:, a + 1:c + 1].prod(axis=1)
+                    if t.role == READ:
+                        reads[a] = reads[a] + served
+                    elif t.role == ACCUMULATE:
+                        writes[a] = writes[a] + served
+                        reads[a] = reads[a] + np.clip(served - first[a], 0, None)
+                        adds = adds + served * (irrrow[:, a + 1:c + 1].prod(axis=1) - 1) * inst[:, a]
+                    elif t.role == READWRITE:
+                        reads[a] = reads[a] + served
+                        writes[a] = writes[a] + served
+                    else:
+                        writes[a] = writes[a] + served
+                    if a == 0:
+                        updates0 = writes[0]
+                    if c < K and t.role in (READ, READWRITE):
+                        writes[c] = writes[c] + moved[c]
+                    elif c < K and t.role == ACCUMULATE:
+                        writes[c] = writes[c] + np.clip(moved[c] - first[c], 0, None)
+                noc_elements = (reads[0] + updates0) * (rep - 1) / rep * inst[:, 0]
+                scale = 1 / rep
+                if self.line_bytes:
+                    child = chain[1]
+                    if child not in inflation:
+                        ext = np.minimum(axis_extents(E[child], coef), shape[None, :])
+                        run, partial = np.ones(n), np.zeros(n, bool)
+                        for ax in range(ext.shape[1] - 1, -1, -1):      # trailing full axes join into one run
+                            run = np.where(partial, run, run * ext[:, ax])
+                            partial |= ext[:, ax] < shape[ax]
+                        run_bytes = run * bits / 8
+                        inflation[child] = np.where(run_bytes >= self.line_bytes, 1.0, self.line_bytes / run_bytes)
+                    scale = scale * inflation[child]
+                reads[0] = reads[0] * scale
+                writes[0] = writes[0] * scale
+                energy = self.reduction_adders * (t.role == ACCUMULATE) * adds * add_pj + 0.0
+                for lvl in range(K):
+                    energy = energy + (reads[lvl] * e_read[lvl] + writes[lvl] * e_write[lvl]) * bits * inst[:, lvl]
+                    cycles_tc[j, ci, lvl] = (reads[lvl] + writes[lvl]) * bits / 8 / per_cycle[lvl]
+                # one more pass at the outermost level: its reads and writes again (an accumulated tensor's
+                # partial sums are read back, then written), over the network for the other replicas
+                again = (reads[0] * e_read[0] + writes[0] * e_write[0]) * bits * inst[:, 0]
+                if t.role == ACCUMULATE:
+                    again = again + writes[0] * e_read[0] * bits * inst[:, 0]
+                if noc is not None:
+                    network = noc_elements * bits * noc.average_hops * noc.hop_energy_pJ_per_bit
+                    if t.role != READ:
+                        network = network + updates0 * (rep - 1) / rep * inst[:, 0] * add_pj
+                    energy = energy + network
+                    again = again + network
+                energy_tc[j, ci], noc_tc[j, ci], level0_tc[j, ci] = energy, noc_elements * bits, again
+        return {"energy": energy_tc, "cycles": cycles_tc, "noc": noc_tc, "level0": level0_tc,
+                "homeless": self._homeless(S, above[:, 0]),
+                "compute_cycles": steps * op.ops_per_point / arch.compute.ops_per_cycle}
+
+    def _homeless(self, S: np.ndarray, vault_split: np.ndarray) -> np.ndarray:
+        """[Tn, n]: the extra passes over the outermost level that each tensor needs in every mapping that keeps
+        it somewhere below: one per step of the time-step loops it does not index, when no level below can
+        hold its whole share of an outermost instance at once (then a loop over a dimension it indexes sits
+        inside the time steps, which are outermost)."""
+        problem, arch, K = self.problem, self.arch, self.K
+        Tn = len(problem.tensors)
+        out = np.zeros((Tn, len(S)))
+        if not problem.sequential or K < 2:
+            return out
+        share = problem.bounds[None, :] / vault_split
+        room = max(lvl.capacity_bytes * math.prod(arch.fanouts[1:i + 1]) for i, lvl in enumerate(arch.levels)
+                   if i >= 1 and lvl.capacity_bytes)
+        for j, t in enumerate(problem.tensors):
+            steps = math.prod(int(problem.bounds[d]) for d in problem.sequential if not t.relevant[d])
+            if steps > 1:
+                need = touched_extents(share, t.coef.astype(float)).prod(axis=1) * problem.bits[j] / 8
+                out[j] = np.where(need > room, steps - 1, 0.0)
+        return out
+
+    def penalty(self, parts: dict, k: int, spatial: np.ndarray, keep: np.ndarray) -> float:
+        """Energy the capacities force on top of the relaxed price of structure ``k`` of ``parts`` (spatial factors
+        ``spatial[K+1, D]``) under ``keep``: the outermost level's tensors fetched again because the levels below
+        cannot hold them (a lower bound; ``tests/test_bounded.py`` checks it on mappings of the structure).
+
+        The outermost level's loops split one instance's share ``X`` into blocks ``E``. Let ``d*`` be the
+        dimension of the innermost such loop: a tensor that ``d*`` indexes is fetched once per block of every
+        dimension it does not index (``prod X/E`` over those), a tensor ``d*`` does not index at least once, or,
+        with a loop over a dimension it indexes, once per step of the time-step loops (outermost) it does not. A
+        tensor kept first at level 1 must fit there with the others; one kept first deeper either has a loop over
+        a dimension it indexes in between (then every block loop it does not index fetches it again) or has its
+        whole block in that level across its instances. Minimised over every block, per group of dimensions that
+        the same tensors index and whose tile extents the same tensors count (extents from one dimension per
+        tensor axis: a lower bound), and every ``d*``."""
+        chain_of = self.chain_index(keep[None])[0]
+        first = tuple(self.chains[c][1] for c in chain_of)
+        weights = parts["level0"][np.arange(len(chain_of)), chain_of, k]
+        options = self._passes(spatial[0], first)
+        if options is None:
+            return 0.0
+        return max(0.0, min(float((extra @ weights).min()) for extra in options))
+
+    def _passes(self, split: np.ndarray, first: tuple[int, ...]) -> list[np.ndarray] | None:
+        """For the outermost level's split and each tensor's first kept level below it: the extra passes per
+        tensor [m, Tn] of the blocks worth trying, one array per choice of the deeper tensors held whole and of
+        ``d*``; None when a block needs no loop at the outermost level (memoised)."""
+        key = (split.tobytes(), first)
+        if key in self._pass_cache:
+            return self._pass_cache[key]
+        blocks, codes, ratio, size, full, rel_g, seq_g, seq_full = self._blocks(split)
+        Tn = len(first)
+        counted = [j for j in range(Tn) if first[j] < self.K]
+        # a tensor that d* does not index still comes again for every time-step loop it does not index once it
+        # has a loop at the outermost level over a dimension it indexes (the time-step loops are outermost)
+        looped = np.stack([((ratio > 1) & rel_g[j] & ~seq_g).any(axis=1) for j in range(Tn)], 1)
+        again = np.where(looped, seq_full, 1.0)
+        out: list[np.ndarray] | None = []
+        for whole, ok in self._fitting(split, first, size):
+            if (ok & (ratio == 1).all(axis=1)).any():
+                out = None                                # no loop at the outermost level: nothing fetched again
+                break
+            inner = [g for g in range(ratio.shape[1]) if not seq_g[g]]
+            if not (ok[:, None] & (ratio[:, inner] > 1)).any():
+                inner = [g for g in range(ratio.shape[1]) if seq_g[g]]      # only time-step loops: one is d*
+            for g in inner:
+                rows = np.flatnonzero(ok & (ratio[:, g] > 1))
+                if not len(rows):
+                    continue
+                rows = rows[blocks.maximal(codes[rows])]      # a bigger block never fetches anything more often
+                extra = np.zeros((len(rows), Tn))
+                for j in counted:
+                    full_j = rel_g[j, g] or (first[j] > 1 and j not in whole)
+                    extra[:, j] = (full[rows, j] if full_j else again[rows, j]) - 1
+                out.append(extra)
+        self._pass_cache[key] = out if out else None
+        return self._pass_cache[key]
+
+    def _fitting(self, split: np.ndarray, first: tuple[int, ...], size: np.ndarray):
+        """For each choice of the tensors kept first below level 1 whose blocks sit whole in their level: that
+        choice and the blocks that fit (memoised)."""
+        key = (split.tobytes(), first)
+        if key not in self._fit_cache:
+            arch, K = self.arch, self.K
+            n = len(size)
+            fits1 = sum((size[:, j] for j, lvl in enumerate(first) if lvl == 1), np.zeros(n)) <= \
+                (arch.levels[1].capacity_bytes if K > 1 else math.inf)
+            deep = [j for j, lvl in enumerate(first) if 1 < lvl < K]
+            out = []
+            for held in range(2 ** len(deep)):
+                whole = [deep[x] for x in range(len(deep)) if held >> x & 1]
+                ok = fits1.copy()
+                for lvl in range(2, K):
+                    room = arch.levels[lvl].capacity_bytes * math.prod(arch.fanouts[1:lvl + 1])
+                    ok &= sum((size[:, j] for j in whole if first[j] == lvl), np.zeros(n)) <= room
+                if ok.any():
+                    out.append((whole, ok))
+            self._fit_cache[key] = out
+        return self._fit_cache[key]
+
+    def _blocks(self, split: np.ndarray):
+        """For the outermost level's split, every block per group of dimensions (that the same tensors index and
+        whose extents the same tensors count): the loops over blocks per group, each tensor's block size in bytes
+        (from one dimension per axis: a lower bound), its passes if every block loop fetches it again, and which
+        groups index each tensor (memoised)."""
+        key = split.tobytes()
+        if key not in self._block_cache:
+            problem = self.problem
+            Tn = len(problem.tensors)
+            rel = np.array([t.relevant for t in problem.tensors])
+            counted = np.zeros_like(rel)
+            for j, t in enumerate(problem.tensors):
+                for a in range(t.coef.shape[0]):
+                    dims = np.flatnonzero(t.coef[a])
+                    if len(dims):
+                        counted[j, dims[np.argmax(problem.bounds[dims])]] = True
+            seq = set(problem.sequential)
+            groups: dict[tuple, list[int]] = {}
+            for d in range(problem.D):
+                groups.setdefault((tuple(rel[:, d]), tuple(counted[:, d]), d in seq), []).append(d)
+            members = list(groups.values())
+            seq_g = np.array([g[0] in seq for g in members])
+            X = problem.bounds // split
+            share = np.array([int(np.prod(X[g])) for g in members], np.int64)
+            blocks = Tiles(np.where(seq_g, 1, share))                       # time steps: outermost loops, always
+            grid, codes = blocks.grid(len(share))
+            ratio = share[None, :] / grid.astype(float)
+            rel_g = np.array([[rel[j, g[0]] for g in members] for j in range(Tn)])
+            counted_g = np.array([[counted[j, g[0]] for g in members] for j in range(Tn)])
+            size = np.stack([np.where(counted_g[j], grid, 1).prod(axis=1) * problem.bits[j] / 8
+                             for j in range(Tn)], 1).astype(float)
+            full = np.stack([np.where(rel_g[j], 1, ratio).prod(axis=1) for j in range(Tn)], 1)
+            seq_full = np.stack([np.where(rel_g[j] | ~seq_g, 1, ratio).prod(axis=1) for j in range(Tn)], 1)
+            self._block_cache[key] = (blocks, codes, ratio, size, full, rel_g, seq_g, seq_full)
+        return self._block_cache[key]
+
+    def _noc_cycles(self, bits: np.ndarray) -> np.ndarray:
+        noc = self.arch.network
+        return bits / 8 * noc.average_hops / (noc.links * noc.link_bandwidth_bytes_per_cycle)
+
+    def combine(self, parts: dict, keeps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Energy and cycles of every structure with every keep pattern: [n, P] each."""
+        chain_of = self.chain_index(keeps)
+        Tn = chain_of.shape[1]
+        energy = self.compute_energy + sum(parts["energy"][j, chain_of[:, j]] for j in range(Tn))      # [P, n]
+        cycles = np.broadcast_to(parts["compute_cycles"], energy.shape)
+        for lvl in range(self.K):
+            cycles = np.maximum(cycles, sum(parts["cycles"][j, chain_of[:, j], lvl] for j in range(Tn)))
+        if self.arch.network is not None:
+            cycles = np.maximum(cycles, self._noc_cycles(sum(parts["noc"][j, chain_of[:, j]] for j in range(Tn))))
+        return energy.T, cycles.T
+
+    def floor(self, parts: dict, keeps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Lower bounds over all the keep patterns ``keeps`` of every structure: energy [n] and cycles [n] (each
+        tensor's cheapest chain among the patterns', separately for energy and every level's traffic), the
+        energy with the passes over the outermost level that time steps force on tensors no level can hold."""
+        chain_of = self.chain_index(keeps)
+        Tn = chain_of.shape[1]
+        allowed = [np.unique(chain_of[:, j]) for j in range(Tn)]
+        below = np.array([len(c) > 2 for c in self.chains])                # chains that keep it somewhere below
+        energy = self.compute_energy + sum(
+            (parts["energy"][j, allowed[j]] + below[allowed[j], None] * parts["level0"][j, allowed[j]]
+             * parts["homeless"][j][None, :]).min(axis=0) for j in range(Tn))
+        cycles = parts["compute_cycles"]
+        for lvl in range(self.K):
+            cycles = np.maximum(cycles, sum(parts["cycles"][j, allowed[j], lvl].min(axis=0) for j in range(Tn)))
+        if self.arch.network is not None:
+            cycles = np.maximum(cycles, self._noc_cycles(sum(parts["noc"][j, allowed[j]].min(axis=0)
+                                                             for j in range(Tn))))
+        return energy, cycles
+
+
 class NativeCostOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dram_line_bytes: int = Field(64, ge=0)
@@ -119,6 +441,10 @@ class NativeCostModel(CostModel):
         p = price(problem, batch, architecture, line_bytes=self.options.dram_line_bytes,
                   reduction_adders=self.options.spatial_reduction_adders)
         return p["energy_pJ"], p["cycles"]
+
+    def bounds(self, problem: Problem, architecture: Architecture) -> RelaxedPricing:
+        return RelaxedPricing(problem, architecture, self.options.dram_line_bytes,
+                              self.options.spatial_reduction_adders)
 
     def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         problem = Problem(operation)

@@ -1,10 +1,15 @@
-"""``native`` mapping searcher: a seeded, budgeted, vectorised search over tilings, loop orders, spatial
-splits and bypass (:mod:`ntframe.mapping.search`), with no constraint beyond the architecture's.
+"""``native`` mapping searcher: the best mapping by the objective (``edp`` default, ``energy`` or ``delay``) over
+tilings, loop orders, spatial splits and bypass, under the architecture's mapping constraints
+(:func:`ntframe.mapping.search.search_operation`).
 
-The best mapping by the objective (``edp`` default, ``energy`` or ``delay``) among ``budget.evaluations``
-candidates; invalid candidates (factorisation, fan-out, capacity, sequential dimensions, bypass) are
-rejected before the cost model sees them and counted by reason. The same seed and evaluation budget give the
-same mapping.
+With a cost model that bounds whole structures (the native one), the bounded search
+(:mod:`ntframe.mapping.bounded`): every spatial split and keep pattern bounded from below, mapped best bound
+first, stopping when no structure left can beat the best mapping by more than 0.5 % or ``budget.evaluations``
+are spent, started from a short sampling search with a fixed seed (the spec's seed changes nothing). With any
+other cost model, the seeded sampling search (:func:`ntframe.mapping.search.search`): the same seed and
+evaluation budget give the same mapping. Invalid
+candidates (factorisation, fan-out, capacity, sequential dimensions, bypass) never reach the cost model and are
+counted by reason.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ class NativeMapperOptions(BaseModel):
     objective: Literal["energy", "delay", "edp"] = "edp"
     """What to minimise: energy (pJ), delay (cycles) or their product."""
     spatial_probability: float = Field(0.6, ge=0, le=1)
-    """Chance that a sampled loop factor is tried in a spatial slot first."""
+    """Chance that a sampled loop factor is tried in a spatial slot first (the sampling search only)."""
 
 
 class NativeMapper(MappingSearcher):
     name = "native"
-    description = "vectorised seeded search over tilings, loop orders, spatial splits and bypass"
+    description = ("search over tilings, loop orders, spatial splits and bypass: bounded (best structure bound first, "
+                   "the seed changes nothing) with a cost model that bounds structures, else seeded sampling")
     Options = NativeMapperOptions
 
     def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,

@@ -1,5 +1,6 @@
 """Mapping constraints in Timeloop's vocabulary, in the architecture file and in the spec: every kind honoured
-by the native and neurotrainer-dataflow mappers, the exhaustive optimum under them, clear errors."""
+by the native and neurotrainer-dataflow mappers, the exhaustive optimum under them, clear errors; zigzag-loma
+honours the kinds ZigZag can express and names the others it refuses."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from ntframe.hardware.architecture import load_architecture
 from ntframe.mapping.constraints import for_operation
 from ntframe.mapping.exhaustive import optimum
 from ntframe.mapping.mapspace import Problem
-from ntframe.mapping.search import batch_evaluator, search
+from ntframe.mapping.search import search
+from ntframe.mapping.space import batch_evaluator
 from ntframe_plugins.dataflow_mapper import DataflowMapper
 from ntframe_plugins.native_cost import NativeCostModel
 from ntframe_plugins.native_mapper import NativeMapper
@@ -148,12 +150,138 @@ def test_spec_constraints_and_their_errors():
     assert math.isfinite(result.totals["energy_pJ"])
 
 
-def test_external_mappers_say_what_they_cannot_express(tmp_path):
+# --- zigzag-loma: what ZigZag expresses is honoured, the rest refused by name ------------------------------------
+
+def loma(arch, name="fc.forward", op=None, evaluations=50):
+    """zigzag-loma on a small layer, kept fast (lpf_limit 4, one spatial mapping); the mapping and its violations."""
+    from ntframe.mapping.constraints import violations
+    from ntframe_plugins.zigzag_tools import ZigZagLoma, ZigZagLomaOptions
+    op = op or small_ops(batch=2, features=32)[name]
+    res = ZigZagLoma(ZigZagLomaOptions(lpf_limit=4, spatial_mappings=1)).search(
+        op, arch, NativeCostModel(), Budget(evaluations=evaluations, seconds=60), 0)
+    return res.mapping, violations(Problem(op), res.mapping, arch, for_operation(Problem(op), arch))
+
+
+def test_zigzag_loma_keep_and_bypass(tmp_path):
+    """A bypass is the ZigZag memory's operand list; a kept tensor is listed (ZigZag keeps what it is given)."""
     pytest.importorskip("zigzag")
+    m, broken = loma(constrained(tmp_path, buffer="{keep: [output], bypass: [W]}", rf="{keep: [operands]}"))
+    assert broken == []
+    assert m.levels[1].bypass == ("W",) and m.levels[2].bypass == ()
+    m, broken = loma(constrained(tmp_path, rf="{bypass: [I]}"))
+    assert broken == [] and m.levels[2].bypass == ("I",) and m.levels[1].bypass == ()
+
+
+def test_zigzag_loma_spatial_dims_and_no_spatial_reduction(tmp_path):
+    """Allowed dimensions are the spatial-mapping hint of the array dimension: the constraint changes the answer."""
+    pytest.importorskip("zigzag")
+    from ntframe.hardware.architecture import load_architecture as load
+    free, _ = loma(load(TINY))
+    assert [d for d, _ in free.levels[2].spatial] == ["M"]
+    m, broken = loma(constrained(tmp_path, pe="{dims: [C]}"))
+    assert broken == [] and m.levels[2].spatial and all(d == "C" for d, _ in m.levels[2].spatial)
+    free, _ = loma(load(TINY), "fc.backward_data")                  # splits M, which dI (N, C) does not index
+    assert {d for d, _ in free.levels[2].spatial} == {"M"}
+    m, broken = loma(constrained(tmp_path, pe="{no_spatial_reduction: true}"), "fc.backward_data")
+    assert broken == [] and m.levels[2].spatial and {d for d, _ in m.levels[2].spatial} <= {"N", "C"}
+    # the spec's mapper.constraints arrive merged into the architecture's, by node name
+    m, broken = loma(load(TINY, constraints={"PE": {"dims": ["N"]}, "global_buffer": {"bypass": ["I"]}}))
+    assert broken == [] and m.levels[2].spatial == (("N", 2),) and m.levels[1].bypass == ("I",)
+
+
+def test_zigzag_loma_exact_spatial_factors(tmp_path):
+    """Exact spatial factors fix the array dimension's user spatial mapping; a factor of 1 keeps a dimension off."""
+    pytest.importorskip("zigzag")
+    m, broken = loma(constrained(tmp_path, pe="{factors: {M: 4}}"))
+    assert broken == [] and m.levels[2].spatial == (("M", 4),)
+    m, broken = loma(constrained(tmp_path, pe="{factors: {M: 32, C: 2}}"))
+    assert broken == [] and dict(m.levels[2].spatial) == {"M": 32, "C": 2}
+    m, broken = loma(constrained(tmp_path, pe="{factors: {M: 1}}"))
+    assert broken == [] and m.levels[2].spatial and m.levels[2].spatial_factor("M") == 1
+
+
+def test_zigzag_loma_innermost_permutation(tmp_path):
+    """The innermost level's permutation is a loop-order constraint on LOMA's orderings (the listed loops open the
+    nest, in that order)."""
+    pytest.importorskip("zigzag")
+    for perm, want in (("NC", ["C", "N"]), ("CN", ["N", "C"])):
+        m, broken = loma(constrained(tmp_path, rf=f"{{permutation: {perm}}}"))
+        assert broken == []
+        order = [d for d, _ in m.levels[2].temporal]                 # outermost first
+        listed = [d for d in want if d in order]
+        assert listed and order[-len(listed):] == listed
+
+
+def test_zigzag_loma_keeps_time_steps_outermost():
+    """Time-step loops are never unrolled and close every LOMA ordering, so they land outermost at the DRAM (or
+    move there when nothing sits above them)."""
+    pytest.importorskip("zigzag")
+    from ntframe.hardware.architecture import load_architecture as load
+    from ntframe.mapping import structural_problems
+    from tests.test_zoo import BITS, PHASES, expand, zoo_network
+    for hidden in (8, 32):              # 8: the whole operation fits in the buffer; 32: it does not
+        ops = {o.name: o for o in expand(zoo_network("lstm_lm", 2, {"vocab": 50, "hidden": hidden, "layers": 1,
+                                                                     "seq": 5}), PHASES, BITS)}
+        for name in ("lstm1.forward.recurrent", "lstm1.backward_data.recurrent"):
+            op = ops[name]
+            m, broken = loma(load(TINY), op=op)
+            assert op.sequential == ("T",) and broken == [] and structural_problems(op, m, load(TINY)) == []
+            assert m.levels[0].temporal[0] == ("T", 4)
+
+
+@pytest.mark.parametrize("where, rule, named", [
+    pytest.param("rf", "{factors: {C: '<=2'}}", "factors: {C: '<=2'} on rf (LOMA takes no loop factor per memory "
+                 "level", id="temporal-bound"),
+    pytest.param("rf", "{factors: {M: 2}}", "factors: {M: 2} on rf (LOMA takes no loop factor per memory level",
+                 id="temporal-exact"),
+    pytest.param("buffer", "{permutation: CM}", "permutation: CM on global_buffer (ZigZag's loop-order constraints",
+                 id="permutation-not-innermost"),
+    pytest.param("pe", "{factors: {M: '<=4'}}", "factors: {M: '<=4'} on the fan-out into rf (ZigZag's "
+                 "spatial-mapping generator takes fixed unrollings", id="spatial-bound"),
+])
+def test_zigzag_loma_names_what_it_cannot_express(tmp_path, where, rule, named):
+    pytest.importorskip("zigzag")
+    import time
     from ntframe_plugins.zigzag_tools import ZigZagLoma
-    arch = constrained(tmp_path, buffer="{keep: [output]}")
-    op = small_ops()["fc.forward"]
-    with pytest.raises(MappingError, match="zigzag-loma: the architecture has mapping constraints"):
+    arch = constrained(tmp_path, **{where: rule})
+    started = time.perf_counter()
+    with pytest.raises(MappingError) as err:
+        ZigZagLoma().search(small_ops(batch=2, features=32)["fc.forward"], arch, NativeCostModel(),
+                            Budget(evaluations=50, seconds=60), 0)
+    message = str(err.value)
+    assert named in message and "this mapping constraint for fc.forward: " in message and "\n" not in message
+    assert message.endswith("use the native or neurotrainer-dataflow mapper, which honour every kind")
+    assert time.perf_counter() - started < 2                        # refused before any search
+
+
+def test_zigzag_loma_names_every_refused_constraint_and_ignores_what_does_not_apply(tmp_path):
+    pytest.importorskip("zigzag")
+    from ntframe_plugins.zigzag_tools import loma_plan
+    op = small_ops(batch=2, features=32)["fc.forward"]
+    arch = constrained(tmp_path, buffer="{permutation: CM, bypass: [W]}", rf="{factors: {C: 4, R: 3}}")
+    with pytest.raises(MappingError, match=r"permutation: CM on global_buffer .*; factors: \{C: 4\} on rf"):
+        loma_plan(op, arch)
+    # a bound the loop cannot exceed anyway is no constraint; R is not a dimension of a matrix product
+    plan = loma_plan(op, constrained(tmp_path, rf="{factors: {C: '<=16', R: 3}}", pe="{factors: {M: '<=64'}}"))
+    assert plan.spatial == {} and plan.hints == {} and plan.innermost == ()
+
+
+def test_zigzag_loma_checks_an_explicit_vault_split_and_its_result(tmp_path, monkeypatch):
+    """An explicit vault split must honour the vault fan-out's constraints (checked before LOMA runs); a mapping
+    that breaks a constraint is never returned."""
+    pytest.importorskip("zigzag")
+    from ntframe.errors import PluginError
+    from ntframe_plugins import zigzag_tools
+    from ntframe_plugins.zigzag_tools import Tally, ZigZagLoma, ZigZagLomaOptions
+    op = small_ops(batch=2, features=32)["fc.forward"]
+    tight = load_architecture(NEUROTRAINER, constraints={"vault": {"dims": ["M"]}})
+    with pytest.raises(MappingError, match=r"vault_split \{'N': 2\} .*spatial into vault_dram: N may not be split"):
+        ZigZagLoma(ZigZagLomaOptions(vault_split={"N": 2})).search(op, tight, NativeCostModel(),
+                                                                   Budget(evaluations=50, seconds=60), 0)
+    arch = constrained(tmp_path, pe="{dims: [C]}")
+    _, free = mapped(load_architecture(TINY))                     # splits N across the engines
+    monkeypatch.setattr(zigzag_tools, "_loma", lambda *args: (free, Tally(evaluated=1, priced=1)))
+    with pytest.raises(PluginError, match=r"breaks the mapping constraints: spatial into rf: N may not be split"):
         ZigZagLoma().search(op, arch, NativeCostModel(), Budget(evaluations=50, seconds=60), 0)
 
 
@@ -210,3 +338,22 @@ def test_timeloop_mapper_live_honours_the_constraints(tmp_path):
     res = TimeloopMapper().search(op, arch, NativeCostModel(), Budget(evaluations=300, seconds=120), 0)
     assert violations(Problem(op), res.mapping, arch, for_operation(Problem(op), arch)) == []
     assert "W" in res.mapping.levels[1].bypass and all(d == "M" for d, _ in res.mapping.levels[2].spatial)
+
+
+def test_sampling_search_fits_under_forced_keeps():
+    """Forced keeps apply before the fit check: every mapping the sampling search returns with the register file
+    and the buffer forced to keep every tensor fits them (the check once read the sampled keep bits, and a tensor
+    it took for bypassed was kept after all)."""
+    from ntframe.mapping.mapspace import from_batch
+    from ntframe.mapping.nest import capacity_problems
+    from ntframe.mapping.search import Constraints
+    from tests.test_bounded import big_ops
+    arch = load_architecture(NEUROTRAINER)
+    op = big_ops()["c.forward"]
+    problem = Problem(op)
+    c = for_operation(problem, arch, Constraints(keep={(lvl, t): True for lvl in (1, 2)
+                                                       for t in range(len(problem.tensors))}))
+    evaluate = batch_evaluator(NativeCostModel(), arch)
+    for seed in range(4):
+        found = search(problem, arch, evaluate, evaluations=400, seconds=600, seed=seed, constraints=c)
+        assert capacity_problems(op, from_batch(problem, found.batch, arch, 0), arch) == []

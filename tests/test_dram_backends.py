@@ -19,7 +19,7 @@ GOLDEN = ROOT / "tests" / "golden"
 def spec_with(tmp_path, memory: str, evaluations: int = 30):
     path = tmp_path / "spec.yaml"
     path.write_text(EXAMPLE.read_text().replace("memory: {backend: hmc-analytic}", f"memory: {memory}")
-                    .replace("evaluations: 400", f"evaluations: {evaluations}"))
+                    .replace("evaluations: 20000", f"evaluations: {evaluations}"))
     return path
 
 

@@ -17,7 +17,8 @@ import pytest
 from ntframe.hardware.architecture import load_architecture
 from ntframe.mapping.exhaustive import Enumeration, optimum, space_size
 from ntframe.mapping.mapspace import MappingBatch, Problem
-from ntframe.mapping.search import Constraints, Space, batch_evaluator, search
+from ntframe.mapping.search import Constraints, search
+from ntframe.mapping.space import Space, batch_evaluator
 from ntframe.workload.builder import NetworkBuilder
 from ntframe.workload.ir import PHASES
 from ntframe.workload.training import expand

@@ -84,7 +84,7 @@ def test_streaming_pass_on_the_small_cnn_layer_traces(kern, monkeypatch, tmp_pat
     from ntframe.runner import map_operation, operations_of, resolve
     from ntframe.spec import load_spec
     spec = tmp_path / "spec.yaml"
-    spec.write_text(EXAMPLE.read_text().replace("evaluations: 400", "evaluations: 60"))
+    spec.write_text(EXAMPLE.read_text().replace("evaluations: 20000", "evaluations: 60"))
     resolved = resolve(load_spec(spec), PluginHost().load())
     _, ops = operations_of(resolved)
     ops = {op.name: op for op in ops}

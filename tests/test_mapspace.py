@@ -12,7 +12,8 @@ import pytest
 from ntframe.mapping.mapping import LevelMapping, Mapping, structural_problems
 from ntframe.mapping.mapspace import Problem, from_batch, problems_batch, to_batch
 from ntframe.mapping.nest import analyse, capacity_problems
-from ntframe.mapping.search import Constraints, Space, search
+from ntframe.mapping.search import Constraints, search
+from ntframe.mapping.space import Space
 from ntframe.testing import tiny_architecture
 from ntframe.workload.builder import NetworkBuilder
 from ntframe.workload.ir import Phase

@@ -70,8 +70,10 @@ def test_hand_checked_core_keys_of_the_mapper_and_workload_sections():
     assert mapper[0]["name"] == "name"                                  # the selector first
     keys = by_name(mapper)
     assert keys["budget"]["type"] == "mapping"
-    assert keys["budget.evaluations"] == {"name": "budget.evaluations", "type": "int > 0", "default": 2000,
-                                          "required": False, "doc": "Cost-model evaluations at most."}
+    assert keys["budget.evaluations"] == {"name": "budget.evaluations", "type": "int > 0", "default": 20000,
+                                          "required": False, "doc": (
+        "Cost-model evaluations: the bounded search maps no new structure once it has spent them (the one in hand "
+        "and the final descent finish); the sampling search prices no more.")}
     assert keys["budget.seconds"] == {
         "name": "budget.seconds", "type": "float > 0", "default": 10.0, "required": False,
         "doc": "Wall-clock cap; reaching it makes the result machine-dependent and is reported."}

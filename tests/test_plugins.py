@@ -153,7 +153,7 @@ def test_example_third_party_plugin_installed_for_real(tmp_path):
     assert plugins["roofline"]["components"] == [{"family": "cost_model", "name": "roofline"}]
     spec = tmp_path / "spec.yaml"
     spec.write_text(EXAMPLE.read_text().replace("cost_model: native", "cost_model: roofline")
-                    .replace("evaluations: 400", "evaluations: 20"))
+                    .replace("evaluations: 20000", "evaluations: 20"))
     ran = ntframe_cmd("run", str(spec), "-q", "-o", str(tmp_path / "out"), env=env, timeout=300)
     assert ran.returncode == 0, ran.stderr
     doc = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -25,7 +25,7 @@ UNITS = ("_pJ", "_cycles", "cycles", "_bytes", "bytes", "_s", "_GFLOPS", "_per_W
 
 def small_spec(tmp_path, evaluations=60, extra=""):
     path = tmp_path / "spec.yaml"
-    text = EXAMPLE.read_text().replace("evaluations: 400", f"evaluations: {evaluations}")
+    text = EXAMPLE.read_text().replace("evaluations: 20000", f"evaluations: {evaluations}")
     path.write_text(text.replace("file: small-cnn", f"file: {EXAMPLE.parent.parent / 'workloads/small-cnn.yaml'}")
                     .replace("neurotrainer/hmc2-32vault",
                              str(EXAMPLE.parent.parent / "arch_specs/neurotrainer/hmc2-32vault.yaml")) + extra)
@@ -96,8 +96,9 @@ def test_same_spec_gives_byte_identical_results(tmp_path):
     ntframe_cmd("run", str(tmp_path / "seed7.yaml"), "-q", "-o", str(tmp_path / "out7"), timeout=300)
     seven = json.loads((tmp_path / "out7" / "results.json").read_text())
     zero = json.loads((tmp_path / "out0" / "results.json").read_text())
-    assert seven["totals"]["macs"] == zero["totals"]["macs"]
-    assert [o["mapping"] for o in seven["operations"]] != [o["mapping"] for o in zero["operations"]]
+    # the bounded search draws no random numbers: another seed maps and prices everything the same
+    assert seven["operations"] == zero["operations"] and seven["totals"] == zero["totals"]
+    assert seven["provenance"]["seed"] == 7
 
 
 class _Flaky(CostModel):

@@ -24,7 +24,7 @@ import numpy as np
 from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.mapspace import MappingBatch, Problem, level_capacities, problems_batch
 from ntframe.mapping.constraints import Constraints
-from ntframe.mapping.search import Evaluator
+from ntframe.mapping.space import Evaluator
 
 
 @dataclass

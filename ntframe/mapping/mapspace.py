@@ -13,6 +13,7 @@ first-read elision for accumulated tensors. :class:`ntframe.mapping.nest` gives 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,39 @@ def axis_extents(E: np.ndarray, coef: np.ndarray) -> np.ndarray:
     projection (the axis-aligned bounding box Timeloop uses for tiles; a stride wider than the kernel's tile
     leaves gaps inside it)."""
     return (E - 1) @ coef.T + 1
+
+
+def touched_extents(E: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Indices one tensor axis actually touches over tiles with extents E[n, D], per axis: [n, A]. Unlike
+    :func:`axis_extents` (the bounding box), a stride wider than the kernel leaves gaps uncounted, so tiles that
+    partition a bigger tile never touch fewer indices than it: what a lower bound needs. Exact for axes of one or
+    two dimensions (``c1 x + c2 y``), the largest single dimension's count for more."""
+    out = np.empty((E.shape[0], coef.shape[0]))
+    for a, row in enumerate(coef):
+        dims = np.flatnonzero(row)
+        if len(dims) == 0:
+            out[:, a] = 1
+        elif len(dims) == 1:
+            out[:, a] = E[:, dims[0]]
+        elif len(dims) == 2:
+            pairs = E[:, dims].astype(np.int64)
+            unique, back = np.unique(pairs, axis=0, return_inverse=True)
+            out[:, a] = np.array([_two_term(int(row[dims[0]]), int(row[dims[1]]), int(x), int(y))
+                                  for x, y in unique])[back.ravel()]
+        else:
+            out[:, a] = E[:, dims].max(axis=1)
+    return out
+
+
+def _two_term(a: int, b: int, x: int, y: int) -> int:
+    """How many distinct values ``a*i + b*j`` take for ``0 <= i < x``, ``0 <= j < y``."""
+    g = math.gcd(a, b)
+    a, b = a // g, b // g
+    if a == 1 or b == 1:
+        if b == 1:
+            a, b, x, y = b, a, y, x
+        return x + b * (y - 1) if x >= b else x * y          # runs of x, b apart: they join when x >= b
+    return len(np.unique((a * np.arange(x))[:, None] + b * np.arange(y)[None, :]))
 
 
 @dataclass
@@ -320,4 +354,5 @@ def level_capacities(arch: Architecture) -> np.ndarray:
     return caps
 
 
-__all__ = ["Problem", "MappingBatch", "Analysis", "analyse_batch", "problems_batch", "to_batch", "from_batch"]
+__all__ = ["Problem", "MappingBatch", "Analysis", "analyse_batch", "problems_batch", "to_batch", "from_batch",
+           "axis_extents", "touched_extents"]
