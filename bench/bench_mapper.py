@@ -16,7 +16,8 @@ against the seeded sampling search, Timeloop's mapper, ZigZag's LOMA and the exh
 3. external: the batch-4 layers judged by the model Timeloop's mapper optimises (``native`` counting elements,
    no logic-die network, no DRAM lines, no spatial-reduction adders — Timeloop's model of these files, checked
    count by count in tests/test_timeloop_export.py): the bounded search at the default budget against
-   timeloop-mapper (linear_pruned, 100,000 valid mappings, victory after 25,000 without improvement) and ZigZag's
+   timeloop-mapper (linear_pruned, 100,000 valid mappings, victory after 25,000 without improvement, giving up
+   after 200,000 invalid ones in a row: at its default 5,000 it finds none under the reference's constraints) and ZigZag's
    LOMA (lpf 4, 3 spatial mappings, searching with ZigZag's own model), with the wall time of each.
 4. exhaustive: three layers of arch_specs/tiny/1vault-8x8.yaml small enough to enumerate (0.3-1.5 M mappings):
    the optimum against the bounded search (seeds 0-9) and the sampling search (seeds 0-9), both at the default
@@ -181,7 +182,8 @@ def external(quick: bool) -> None:
         from ntframe_plugins.timeloop_tools import TimeloopMapper, TimeloopMapperOptions
         size = 20000 if quick else 100_000
         searchers.append((f"timeloop-mapper linear_pruned {size:,}", TimeloopMapper(TimeloopMapperOptions(
-            algorithm="linear_pruned", victory_condition=size // 4)), Budget(evaluations=size, seconds=600)))
+            algorithm="linear_pruned", victory_condition=size // 4, invalid_timeout=size * 2)),
+            Budget(evaluations=size, seconds=600)))
     searchers.append(("zigzag-loma lpf 4, 3 spatial", ZigZagLoma(ZigZagLomaOptions(lpf_limit=4, spatial_mappings=3)),
                       Budget(seconds=600)))
     for label, op in reference_layers((4,)):

@@ -144,8 +144,10 @@ class TimeloopMapperOptions(BaseModel):
     """What timeloop-mapper optimises first (its optimization metrics)."""
     victory_condition: PositiveInt = 500
     """Stop after this many valid mappings without an improvement."""
-    invalid_timeout: PositiveInt = 5000
-    """Stop after this many invalid mappings in a row (Timeloop's ``timeout``)."""
+    invalid_timeout: PositiveInt = 100_000
+    """Stop after this many invalid mappings in a row (Timeloop's ``timeout``; under the reference architecture's
+    constraints 5,000 found no valid mapping of VGG-16's conv3_2 with linear_pruned; ``budget.seconds`` still
+    stops the run)."""
     vault_split: Literal["search"] | dict[str, PositiveInt] = "search"
     """How the operation is split over the vaults (Timeloop models one): ``search`` — ntframe's own search with
     the same cost model (a quarter of the budget, at least 200 evaluations) — or explicit factors, e.g. {N: 32}."""
@@ -189,10 +191,12 @@ class TimeloopMapper(MappingSearcher):
         left = max(1.0, budget.seconds - (time.perf_counter() - started))
         log, truncated = self._run(argv, folder, left)
         result = folder / "out" / "timeloop-mapper.map.yaml"
-        if not result.exists():
+        if not result.exists() or not result.read_text().strip():        # it writes an empty file when it finds none
             raise ToolError(f"timeloop-mapper found no valid mapping for {operation.name} "
                             f"({_stop_reason(log) or 'no reason printed'}); files kept in {folder}",
-                            fix=f"rerun: cd {folder} && {' '.join(argv)}")
+                            fix=f"raise the mapper's invalid_timeout (consecutive invalid mappings before it gives up, "
+                                f"now {self.options.invalid_timeout}) or the budget; rerun: cd {folder} && "
+                                f"{' '.join(argv)}")
         try:
             mapping = parse_mapping(yaml.safe_load(result.read_text()), operation, architecture, split)
         except (ValueError, KeyError, TypeError) as exc:
@@ -235,7 +239,7 @@ class TimeloopMapper(MappingSearcher):
 
 
 def _stop_reason(log: str) -> str | None:
-    found = re.findall(r"STATEMENT: (.*)", log)
+    found = re.findall(r"(?:STATEMENT|MESSAGE): (.*)", log)
     return found[-1].strip() if found else None
 
 

@@ -88,6 +88,30 @@ def test_timeloop_builtin_energies_are_flagged_loudly(example):
     assert cost.cycles == 36864 and cost.energy_pJ != pytest.approx(13_590_200.32 * vaults, rel=1e-3)
 
 
+def test_timeloop_mapper_finding_nothing_says_so_and_how_to_fix_it(example, tmp_path, monkeypatch):
+    """timeloop-mapper that finds no valid mapping exits 0 and leaves an empty map.yaml (what the real one did on
+    conv3_2 under the reference's constraints with its default timeout): one line saying so, with its message
+    and the option that helps, not a parse failure."""
+    import stat
+
+    from ntframe.components import Budget
+    from ntframe.errors import ToolError
+    from ntframe_plugins.native_cost import NativeCostModel
+    from ntframe_plugins.timeloop_tools import TimeloopMapper, TimeloopMapperOptions
+    resolved, ops = example
+    exe = tmp_path / "timeloop-mapper"
+    exe.write_text("#!/bin/sh\necho 'MESSAGE: no valid mappings found within search criteria. Some suggestions:'\n"
+                   ": > out/timeloop-mapper.map.yaml\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("NTFRAME_TIMELOOP_BIN", str(tmp_path))
+    monkeypatch.setenv("NTFRAME_WORK_DIR", str(tmp_path / "work"))
+    mapper = TimeloopMapper(TimeloopMapperOptions(vault_split={"N": 16}, invalid_timeout=77))
+    with pytest.raises(ToolError, match=r"found no valid mapping for conv2.forward \(no valid mappings found within "
+                                        r"search criteria") as err:
+        mapper.search(ops["conv2.forward"], resolved.architecture, NativeCostModel(), Budget(evaluations=100), 0)
+    assert "invalid_timeout" in err.value.fix and "now 77" in err.value.fix
+
+
 def test_timeloop_mapper_output_translates_to_a_valid_ntframe_mapping(example):
     from ntframe.interop.timeloop import per_vault_bounds, mapping_yaml, parse_mapping
     from ntframe.mapping.mapping import structural_problems
