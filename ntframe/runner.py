@@ -25,6 +25,7 @@ from ntframe.errors import NtframeError, PluginError, SpecError
 from ntframe.hardware.architecture import Architecture, load_architecture
 from ntframe.host import PluginHost, Registered
 from ntframe.mapping.mapping import Mapping
+from ntframe.mapping.space import objective_value
 from ntframe.paths import resolve_path
 from ntframe.results import DramTraffic, MemoryCost, to_jsonable
 from ntframe.spec import SELECTORS, LoadedSpec, canonical_hash
@@ -197,8 +198,7 @@ def search_record(found) -> dict[str, Any]:
               "objective": found.objective, "truncated_by_time": found.truncated_by_time,
               "method": found.method or "unknown"}
     if found.lower_bound is not None:
-        value = {"energy": found.cost.energy_pJ, "delay": found.cost.cycles}.get(
-            found.objective, found.cost.energy_pJ * found.cost.cycles)
+        value = objective_value(found.objective, found.cost.energy_pJ, found.cost.cycles)
         record.update(structures=found.structures, structures_mapped=found.structures_mapped,
                       bound_gap=(max(0.0, value / found.lower_bound - 1) if 0 < found.lower_bound < math.inf
                                  else 0.0))

@@ -18,7 +18,6 @@ with a block size of one word.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -136,15 +135,15 @@ class RelaxedPricing:
         # operation writes it), whatever the structure: with the datapath, a floor under every mapping's energy
         level0 = arch.levels[0]
         whole = problem.bounds.astype(float)[None, :]
-        self.compulsory_bits = sum(axis_extents(whole, t.coef.astype(float)).prod() * float(problem.bits[j])
-                                   for j, t in enumerate(problem.tensors))
+        bits = [axis_extents(whole, t.coef.astype(float)).prod() * float(problem.bits[j])
+                for j, t in enumerate(problem.tensors)]                   # each tensor's whole size, in bits
+        self.compulsory_bits = sum(bits)
         self._fit_cache: dict = {}
         self._block_cache: dict = {}
         self._pass_cache: dict = {}
         self.floor_energy_pJ = self.compute_energy + sum(
-            axis_extents(whole, t.coef.astype(float)).prod() * float(problem.bits[j])
-            * (level0.read_energy_pJ_per_bit if t.role == READ else level0.write_energy_pJ_per_bit)
-            for j, t in enumerate(problem.tensors))
+            b * (level0.read_energy_pJ_per_bit if t.role == READ else level0.write_energy_pJ_per_bit)
+            for b, t in zip(bits, problem.tensors))
 
     def cycles_floor(self, spatial: np.ndarray) -> np.ndarray:
         """A floor under the cycles of every mapping of each structure, from its spatial factors alone: the

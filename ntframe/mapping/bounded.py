@@ -39,7 +39,7 @@ from ntframe.errors import MappingError
 from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.constraints import Constraints
 from ntframe.mapping.mapspace import MappingBatch, Problem, level_capacities
-from ntframe.mapping.space import Outcome, Space, prime_factors
+from ntframe.mapping.space import Outcome, Space, objective_value, prime_factors
 
 EXPAND = 4
 """Partial mappings expanded at most per level of the per-structure search."""
@@ -199,7 +199,7 @@ class _Mapper:
             batch = MappingBatch(T[lo:hi], np.repeat(S[None], hi - lo, 0), R[lo:hi],
                                  np.repeat(keep[None], hi - lo, 0)).canonical()
             energy, cycles = self.evaluate(self.p, batch)
-            out[lo:hi] = {"energy": energy, "delay": cycles}.get(self.objective, energy * cycles)
+            out[lo:hi] = objective_value(self.objective, energy, cycles)
         self.priced += n
         return out
 
@@ -381,7 +381,7 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
         raise MappingError(f"no spatial split of {problem.op.name} satisfies the fan-outs and constraints")
 
     def score(energy, cycles):
-        return {"energy": energy, "delay": cycles}.get(objective, energy * cycles)
+        return objective_value(objective, energy, cycles)
 
     cycles_floor = bounder.cycles_floor(S)
     cheap = score(np.full(n, bounder.floor_energy_pJ), cycles_floor)

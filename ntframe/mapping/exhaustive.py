@@ -24,7 +24,7 @@ import numpy as np
 from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.mapspace import MappingBatch, Problem, level_capacities, problems_batch
 from ntframe.mapping.constraints import Constraints
-from ntframe.mapping.space import Evaluator
+from ntframe.mapping.space import Evaluator, objective_value
 
 
 @dataclass
@@ -202,7 +202,7 @@ def optimum(problem: Problem, arch: Architecture, evaluate: Evaluator, *, object
         for lo in range(0, len(batch), 16384):
             part = batch.take(np.arange(lo, min(len(batch), lo + 16384)))
             energy, cycles = evaluate(problem, part)
-            value = {"energy": energy, "delay": cycles}.get(objective, energy * cycles)
+            value = objective_value(objective, energy, cycles)
             i = int(np.argmin(value))
             if best is None or value[i] < best.value:
                 best = Optimum(part.take([i]), float(energy[i]), float(cycles[i]), float(value[i]), 0)

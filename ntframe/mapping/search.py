@@ -36,8 +36,8 @@ from ntframe.errors import MappingError
 from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.bounded import bounded_search
 from ntframe.mapping.constraints import Constraints, for_operation
-from ntframe.mapping.mapspace import MappingBatch, Problem, from_batch
-from ntframe.mapping.space import Evaluator, Outcome, Space, batch_evaluator
+from ntframe.mapping.mapspace import Problem, from_batch
+from ntframe.mapping.space import Evaluator, Outcome, Space, batch_evaluator, objective_value
 from ntframe.results import SearchResult
 from ntframe.workload.ir import Operation
 
@@ -94,7 +94,7 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
         batch = batch.take(fresh)
         state["priced"] += len(fresh)
         energy, cycles = evaluate(problem, batch)
-        value = {"energy": energy, "delay": cycles}.get(objective, energy * cycles)
+        value = objective_value(objective, energy, cycles)
         i = int(np.argmin(value))
         if not best or value[i] < best[0]:
             best[:] = [float(value[i]), batch.take([i]), float(energy[i]), float(cycles[i])]

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 Evaluator = Callable[[Problem, MappingBatch], tuple[np.ndarray, np.ndarray]]   # -> energy_pJ[B], cycles[B]
 
 
+def objective_value(objective: str, energy, cycles):
+    """What a search minimises: energy (pJ), delay (cycles) or, for any other objective, their product (EDP);
+    elementwise on arrays."""
+    return {"energy": energy, "delay": cycles}.get(objective, energy * cycles)
+
+
 @dataclass
 class Outcome:
     """What a search over the space found."""
@@ -332,4 +338,4 @@ def batch_evaluator(cost_model: "CostModel", architecture: Architecture) -> Eval
     return evaluate
 
 
-__all__ = ["Evaluator", "Outcome", "Space", "batch_evaluator", "prime_factors"]
+__all__ = ["Evaluator", "Outcome", "Space", "objective_value", "batch_evaluator", "prime_factors"]
