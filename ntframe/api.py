@@ -62,13 +62,15 @@ def validate(spec: SpecSource, overrides: Overrides = None, *, host: PluginHost 
 
 def run(spec: SpecSource | Resolved, overrides: Overrides = None, *, write: bool | str | os.PathLike = False,
         host: PluginHost | None = None, progress: Progress | None = None,
-        base: str | os.PathLike | None = None) -> Results:
+        base: str | os.PathLike | None = None, jobs: int | None = None) -> Results:
     """Simulate one training step of the spec. ``write=True`` also writes the bundle to the spec's ``output``
-    folder (as ``ntframe run`` does), a path writes it there; ``Results.written`` says what was written."""
+    folder (as ``ntframe run`` does), a path writes it there; ``Results.written`` says what was written.
+    ``jobs``: worker processes for the operations not in the mapping cache (default ``NTFRAME_JOBS``, else every
+    core this process may use; 1 = none); it changes the time, never a figure."""
     from ntframe.runner import run as run_resolved
     resolved = spec if isinstance(spec, Resolved) else validate(spec, overrides, host=host, base=base)
     started = time.perf_counter()
-    results = Results(run_resolved(resolved, progress))
+    results = Results(run_resolved(resolved, progress, jobs))
     cache = resolved.cache
     results.stats = {"elapsed_s": time.perf_counter() - started,
                      "mapping_cache_hits": cache.hits if cache and cache.folder else None,

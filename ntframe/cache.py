@@ -42,6 +42,10 @@ class MappingCache:
         assert self.folder is not None
         return self.folder / key[:2] / f"{key}.json"
 
+    def holds(self, key: str) -> bool:
+        """Whether an entry is there (not counted as a hit or a miss; ``get`` may still find it unreadable)."""
+        return self.folder is not None and self._path(key).is_file()
+
     def get(self, key: str) -> dict[str, Any] | None:
         if self.folder is None:
             return None

@@ -55,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         def progress(done: int, total: int, name: str) -> None:
             bar.update(task, completed=done, total=total, description=name)
 
-        results = run(resolved, write=args.output or True, progress=progress)
+        results = run(resolved, write=args.output or True, progress=progress, jobs=args.jobs)
     for note in results.network["notes"]:
         print(f"note: {note}", file=sys.stderr)
     if not args.quiet:
@@ -348,6 +348,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of worker processes, at least 1, not {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ntframe", description="Simulate DNN training on HMC logic-layer "
                                      "accelerators (NeuroTrainer-style).")
@@ -362,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("spec")
     p.add_argument("-o", "--output", help="results folder (default: the spec's output, else results/<name>)")
     p.add_argument("-q", "--quiet", action="store_true", help="no table, no progress bar")
+    p.add_argument("-j", "--jobs", type=_jobs, metavar="N",
+                   help="worker processes for the operations the mapping cache does not hold (default: "
+                        "NTFRAME_JOBS, else every core; 1 = none); changes the time, never a figure")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", parents=[overrides],
                        help="check a spec, its plugin options and its architecture, without running")

@@ -26,6 +26,7 @@ from ntframe.hardware.architecture import Architecture, load_architecture
 from ntframe.host import PluginHost, Registered
 from ntframe.mapping.mapping import Mapping
 from ntframe.mapping.space import objective_value
+from ntframe.parallel import default_jobs, run_pieces
 from ntframe.paths import resolve_path
 from ntframe.results import DramTraffic, MemoryCost, to_jsonable
 from ntframe.spec import SELECTORS, LoadedSpec, canonical_hash
@@ -143,29 +144,74 @@ def operations_of(resolved: Resolved) -> tuple[Network, list[Operation]]:
                            spec.workload.backward_data)
 
 
-def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
-    """Run the whole training step; returns the results document (``docs/results.md``)."""
-    (mp_reg, mapper) = resolved.components["mapper"]
-    (cm_reg, cost_model) = resolved.components["cost_model"]
-    (mb_reg, memory) = resolved.components["memory"]
+def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None,
+        jobs: int | None = None) -> dict[str, Any]:
+    """Run the whole training step; returns the results document (``docs/results.md``). Each distinct operation
+    (by shape) is mapped and simulated once; those the mapping cache does not hold are spread over ``jobs``
+    worker processes (:mod:`ntframe.parallel`; default: every core this process may use), which changes the time
+    and nothing else. ``progress(done, total, name)`` counts distinct operations."""
     network, operations = operations_of(resolved)
-    rows: list[OperationRow] = []
-    memo: dict[tuple, dict[str, Any]] = {}
-    for i, op in enumerate(operations):
+    first: dict[tuple, Operation] = {}
+    for op in operations:
+        first.setdefault(op.shape_key(), op)
+    distinct = list(first.values())
+    held = [_mapping_cached(resolved, op) for op in distinct]
+    cached = [i for i in range(len(distinct)) if held[i]]
+    fresh = [i for i in range(len(distinct)) if not held[i]]
+    outcomes: list[tuple[dict[str, Any] | None, str | None]] = [(None, None)] * len(distinct)
+    count = [0]
+
+    def finished(i: int, outcome) -> None:
+        count[0] += 1
         if progress:
-            progress(i, len(operations), op.name)
-        row = OperationRow(op)
-        try:
-            key = op.shape_key()
-            if key not in memo:
-                memo[key] = _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory)
-            row.record = memo[key]
-        except NtframeError as exc:
-            row.error = str(exc)
-        rows.append(row)
+            progress(count[0], len(distinct), distinct[i].name)
+
+    for i in cached:                                   # from the cache: quicker here than in a worker
+        outcomes[i] = _simulate(resolved, distinct[i])
+        finished(i, outcomes[i])
+    cache = resolved.cache
+
+    def in_worker(k: int):
+        """The outcome and the cache's hits and misses on the way (counted here, whichever process runs it)."""
+        if not cache:
+            return _simulate(resolved, distinct[fresh[k]]), (0, 0)
+        hits, misses = cache.hits, cache.misses
+        outcome = _simulate(resolved, distinct[fresh[k]])
+        counted = (cache.hits - hits, cache.misses - misses)
+        cache.hits, cache.misses = hits, misses
+        return outcome, counted
+
+    def died(k: int):
+        return (None, f"the worker process simulating {distinct[fresh[k]].name} died (killed, out of memory, or a "
+                      f"crash in a plugin's native code); the other operations are unaffected"), (0, 0)
+
+    heaviest = sorted(range(len(fresh)), key=lambda k: (-distinct[fresh[k]].points, k))
+    worked = run_pieces(in_worker, len(fresh), default_jobs() if jobs is None else jobs, order=heaviest,
+                        done=lambda k, result: finished(fresh[k], result), died=died)
+    for k, (outcome, (hits, misses)) in enumerate(worked):
+        outcomes[fresh[k]] = outcome
+        if cache:
+            cache.hits += hits
+            cache.misses += misses
+    memo = {op.shape_key(): outcome for op, outcome in zip(distinct, outcomes)}
+    rows: list[OperationRow] = []
+    for op in operations:
+        record, error = memo[op.shape_key()]
+        rows.append(OperationRow(op, record or {}, error))
     if progress:
-        progress(len(operations), len(operations), "done")
+        progress(len(distinct), len(distinct), "done")
     return _document(resolved, network, operations, rows)
+
+
+def _simulate(resolved: Resolved, op: Operation) -> tuple[dict[str, Any] | None, str | None]:
+    """One operation mapped, priced and simulated: (its record, None), or (None, the error) when a component
+    failed on it."""
+    (mp_reg, mapper), (cm_reg, cost_model) = resolved.components["mapper"], resolved.components["cost_model"]
+    (mb_reg, memory) = resolved.components["memory"]
+    try:
+        return _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory), None
+    except NtframeError as exc:
+        return None, str(exc)
 
 
 def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict[str, Any]]:
@@ -173,11 +219,7 @@ def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict
     (mp_reg, mapper), (cm_reg, cost_model) = resolved.components["mapper"], resolved.components["cost_model"]
     spec, arch = resolved.loaded.spec, resolved.architecture
     attributed = _AttributedCostModel(cost_model, cm_reg)
-    key = MappingCache.key({
-        "operation": repr(op.shape_key()), "architecture": arch.content_sha256,
-        "mapper": [mp_reg.plugin, mp_reg.version, mp_reg.name, mapper.options.model_dump(mode="json")],
-        "evaluations": spec.mapper.budget.evaluations, "seed": spec.mapper.seed,
-        "cost_model": [cm_reg.plugin, cm_reg.version, cm_reg.name, cost_model.options.model_dump(mode="json")]})
+    key = _mapping_key(resolved, op)
     cached = resolved.cache.get(key) if resolved.cache else None
     if cached is not None:
         mapping = Mapping.from_dict(cached["mapping"])
@@ -190,6 +232,20 @@ def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict
         if resolved.cache and not found.truncated_by_time:
             resolved.cache.put(key, {"mapping": mapping.to_dict(), "search": search})
     return mapping, attributed.evaluate(op, mapping, arch), search
+
+
+def _mapping_key(resolved: Resolved, op: Operation) -> str:
+    (mp_reg, mapper), (cm_reg, cost_model) = resolved.components["mapper"], resolved.components["cost_model"]
+    spec, arch = resolved.loaded.spec, resolved.architecture
+    return MappingCache.key({
+        "operation": repr(op.shape_key()), "architecture": arch.content_sha256,
+        "mapper": [mp_reg.plugin, mp_reg.version, mp_reg.name, mapper.options.model_dump(mode="json")],
+        "evaluations": spec.mapper.budget.evaluations, "seed": spec.mapper.seed,
+        "cost_model": [cm_reg.plugin, cm_reg.version, cm_reg.name, cost_model.options.model_dump(mode="json")]})
+
+
+def _mapping_cached(resolved: Resolved, op: Operation) -> bool:
+    return bool(resolved.cache and resolved.cache.holds(_mapping_key(resolved, op)))
 
 
 def search_record(found) -> dict[str, Any]:

@@ -294,31 +294,29 @@ class RelaxedPricing:
 
     def _passes(self, split: np.ndarray, first: tuple[int, ...]) -> list[np.ndarray] | None:
         """For the outermost level's split and each tensor's first kept level below it: the extra passes per
-        tensor [m, Tn] of the blocks worth trying, one array per choice of the deeper tensors held whole and of
-        ``d*``; None when a block needs no loop at the outermost level (memoised)."""
+        tensor [m, Tn] of every block that fits (the smallest is a maximal block's: a bigger block never fetches
+        anything more often), one array per choice of the deeper tensors held whole and of ``d*``; None when a block needs no loop at the
+        outermost level (memoised)."""
         key = (split.tobytes(), first)
         if key in self._pass_cache:
             return self._pass_cache[key]
-        blocks, codes, ratio, size, full, rel_g, seq_g, seq_full = self._blocks(split)
+        looped, size, full, rel_g, seq_g, again = self._blocks(split)
         Tn = len(first)
         counted = [j for j in range(Tn) if first[j] < self.K]
-        # a tensor that d* does not index still comes again for every time-step loop it does not index once it
-        # has a loop at the outermost level over a dimension it indexes (the time-step loops are outermost)
-        looped = np.stack([((ratio > 1) & rel_g[j] & ~seq_g).any(axis=1) for j in range(Tn)], 1)
-        again = np.where(looped, seq_full, 1.0)
         out: list[np.ndarray] | None = []
         for whole, ok in self._fitting(split, first, size):
-            if (ok & (ratio == 1).all(axis=1)).any():
+            fit = np.flatnonzero(ok)
+            loops = looped[fit]
+            if not loops.any(axis=1).all():
                 out = None                                # no loop at the outermost level: nothing fetched again
                 break
-            inner = [g for g in range(ratio.shape[1]) if not seq_g[g]]
-            if not (ok[:, None] & (ratio[:, inner] > 1)).any():
-                inner = [g for g in range(ratio.shape[1]) if seq_g[g]]      # only time-step loops: one is d*
+            inner = np.flatnonzero(~seq_g)
+            if not loops[:, inner].any():
+                inner = np.flatnonzero(seq_g)             # only time-step loops: one is d*
             for g in inner:
-                rows = np.flatnonzero(ok & (ratio[:, g] > 1))
+                rows = fit[loops[:, g]]
                 if not len(rows):
                     continue
-                rows = rows[blocks.maximal(codes[rows])]      # a bigger block never fetches anything more often
                 extra = np.zeros((len(rows), Tn))
                 for j in counted:
                     full_j = rel_g[j, g] or (first[j] > 1 and j not in whole)
@@ -373,8 +371,7 @@ class RelaxedPricing:
             seq_g = np.array([g[0] in seq for g in members])
             X = problem.bounds // split
             share = np.array([int(np.prod(X[g])) for g in members], np.int64)
-            blocks = Tiles(np.where(seq_g, 1, share))                       # time steps: outermost loops, always
-            grid, codes = blocks.grid(len(share))
+            grid, _ = Tiles(np.where(seq_g, 1, share)).grid(len(share))    # time steps: outermost loops, always
             ratio = share[None, :] / grid.astype(float)
             rel_g = np.array([[rel[j, g[0]] for g in members] for j in range(Tn)])
             counted_g = np.array([[counted[j, g[0]] for g in members] for j in range(Tn)])
@@ -382,7 +379,11 @@ class RelaxedPricing:
                              for j in range(Tn)], 1).astype(float)
             full = np.stack([np.where(rel_g[j], 1, ratio).prod(axis=1) for j in range(Tn)], 1)
             seq_full = np.stack([np.where(rel_g[j] | ~seq_g, 1, ratio).prod(axis=1) for j in range(Tn)], 1)
-            self._block_cache[key] = (blocks, codes, ratio, size, full, rel_g, seq_g, seq_full)
+            # a tensor that d* does not index still comes again for every time-step loop it does not index once
+            # it has a loop at the outermost level over a dimension it indexes (the time-step loops are outermost)
+            looped = np.stack([((ratio > 1) & rel_g[j] & ~seq_g).any(axis=1) for j in range(Tn)], 1)
+            again = np.where(looped, seq_full, 1.0)
+            self._block_cache[key] = (ratio > 1, size, full, rel_g, seq_g, again)
         return self._block_cache[key]
 
     def _noc_cycles(self, bits: np.ndarray) -> np.ndarray:

@@ -51,6 +51,7 @@ import functools
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -166,8 +167,9 @@ def _kernels():
 @functools.cache
 def _load_kernels():
     if "NUMBA_CACHE_DIR" not in os.environ:                              # read when numba is imported
-        from ntframe.cache import cache_folder
-        os.environ["NUMBA_CACHE_DIR"] = str(cache_folder() / "numba")
+        # compiled code, not results: kept apart from the mapping cache (NTFRAME_CACHE_DIR), so that emptying
+        # that (a cold run) does not also cost the compile (about 6 s) again
+        os.environ["NUMBA_CACHE_DIR"] = str(Path.home() / ".cache" / "ntframe-jit")
     try:
         from ntframe.memory import hmc_stream
     except ImportError:
