@@ -2,8 +2,8 @@
 programs through a subprocess.
 
 Both take the trace that ``hmc-analytic`` simulates (:mod:`ntframe.memory.tracegen`: the mapping's DRAM-level tile
-schedule, sampled in windows when an operation has more than ``max_requests`` requests, and scaled back), write
-it in the simulator's own format with a configuration generated from the options, run the program (an argv
+schedule; its bytes counted exactly, the rest estimated from units of it by :mod:`ntframe.memory.sampling`, each
+unit run twice, with and without its warm-up), write each stretch in the simulator's own format with a configuration generated from the options, run the program (an argv
 list, a timeout, a fresh working folder), and parse its statistics. A missing program fails before any work,
 naming the variable to set; a crash, a timeout or statistics that do not parse keep the folder and say the
 command that reruns it.
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 
 import ntframe
 from ntframe.components import MemoryBackend
@@ -39,7 +39,8 @@ from ntframe.hardware import Architecture
 from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
 from ntframe.memory.hmc_bank import BANK_ENERGIES, HMCParams
 from ntframe.memory.trace import ADDRESS_MAPPINGS, TraceWriter
-from ntframe.memory.tracegen import arch_memory_ratio, sample_traffic
+from ntframe.memory.sampling import SamplingOptions, memory_cost
+from ntframe.memory.tracegen import TraceGenerator, arch_memory_ratio
 from ntframe.results import DramTraffic, MemoryCost
 
 RAMULATOR_FIX = ("build the hmc branch of CMU-SAFARI/ramulator and set NTFRAME_RAMULATOR=/path/to/ramulator "
@@ -47,15 +48,19 @@ RAMULATOR_FIX = ("build the hmc branch of CMU-SAFARI/ramulator and set NTFRAME_R
 DRAMSIM3_FIX = "build umd-memsys/DRAMsim3 and set NTFRAME_DRAMSIM3=/path/to/dramsim3main (or put it on PATH)"
 
 
-class _SimOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _SimOptions(SamplingOptions):
     layout: Literal["vault-local", "interleaved"] = "vault-local"
     """Where each vault's share of a tensor is stored: vault-local (in that vault, as the engines read it) or
     interleaved (row-major over the cube, 64-byte lines rotating over the vaults)."""
-    max_requests: PositiveInt = 50_000
-    """Requests simulated per operation at most (the rest is sampled)."""
-    windows: PositiveInt = 4
-    """Stretches of DRAM-level steps, spread over the operation, that the sample is taken from."""
+    tolerance: float = Field(0.05, gt=0, le=1)
+    """Sampling: units of the trace are simulated (two simulator runs each: with and without its warm-up) until
+    the 95 % interval of the operation's memory energy and cycles is within this share of the estimate."""
+    max_requests: PositiveInt = 200_000
+    """Requests simulated per operation, about, at most (the first draw of units is always made)."""
+    window_requests: PositiveInt = 2_048
+    """Requests of one sampling unit (a stretch of steps, or of issue rows within a step)."""
+    strata: PositiveInt = 4
+    """Groups of units sampled on their own (by where the schedule's loops turn over, and by position)."""
     timeout_s: PositiveFloat = 600.0
     """Wall-clock limit of one simulator run (it is stopped, with its process group, after it)."""
 
@@ -130,12 +135,19 @@ def parse_dramsim3_json(text: str) -> dict[str, float]:
 class _TraceDriven(MemoryBackend):
     program = ""
 
-    def _windows(self, traffic: DramTraffic, arch: Architecture, address_mapping: str):
-        return sample_traffic(traffic, arch, ADDRESS_MAPPINGS[address_mapping], self.options.layout,
-                              self.options.max_requests, self.options.windows)
-
     def check_available(self) -> None:
         self._binary()
+
+    def _estimate(self, traffic: DramTraffic, arch: Architecture, address_mapping: str, p: HMCParams,
+                  run) -> MemoryCost:
+        """The simulator (``run(records)``: its figures on one stretch of the trace) on the sampled trace."""
+        gen = TraceGenerator(traffic.op, traffic.mapping, arch, ADDRESS_MAPPINGS[address_mapping],
+                             self.options.layout, traffic.compute_cycles)
+        counts = gen.line_counts()
+        est = self.options.estimate(gen, counts, run)
+        return memory_cost(est, counts, p.tCK_ns, arch_memory_ratio(arch),
+                           {"simulator": self.name, "tolerance": self.options.tolerance,
+                            "layout": self.options.layout})
 
 
 RAMULATOR_ENERGIES = ("activation_energy_pJ", "array_energy_pJ_per_bit", "logic_energy_pJ_per_bit")
@@ -167,30 +179,32 @@ class RamulatorBackend(_TraceDriven):
 
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         exe = self._binary()
-        windows, covered = self._windows(traffic, architecture, self.options.addressing_type)
         p = _energies(architecture, RAMULATOR_ENERGIES)
-        totals = {"cycles": 0.0, "reads": 0.0, "writes": 0.0, "latency": [], "hits": 0.0, "acts": 0.0, "req": 0}
-        for i, recs in enumerate(w for w in windows if len(w)):
-            folder = workdir(f"ntframe-ramulator-{traffic.operation}-")
-            with TraceWriter(folder / "trace.txt", "ramulator") as writer:
-                writer.write(recs)
-            (folder / "hmc.cfg").write_text(ramulator_config(self.options))
-            argv = [exe, "--config", "hmc.cfg", "--mode=dram", "--stats", "out.stats", "--trace", "trace.txt"]
-            run_tool(argv, folder, self.options.timeout_s, "Ramulator")
-            try:
-                s = parse_ramulator_stats((folder / "out.stats").read_text())
-            except (OSError, ValueError) as exc:
-                raise parse_failure("Ramulator", folder, str(exc), argv) from None
-            totals["cycles"] += s["dram_cycles"]
-            totals["reads"] += s.get("read_requests", 0.0)
-            totals["writes"] += s.get("write_requests", 0.0)
-            if s.get("read_requests") and not math.isnan(s.get("read_latency_avg", float("nan"))):
-                totals["latency"].append(s["read_latency_avg"])
-            totals["hits"] += s.get("row_hits", 0.0)
-            totals["acts"] += s.get("row_misses", 0.0) + s.get("row_conflicts", 0.0)
-            totals["req"] += len(recs)
-            cleanup(folder)
-        return _cost(totals, covered, p, architecture, "ramulator")
+        return self._estimate(traffic, architecture, self.options.addressing_type, p,
+                              lambda records: self._run(exe, records, p, traffic.operation))
+
+    def _run(self, exe: str, recs: np.ndarray, p: HMCParams, operation: str) -> dict[str, float]:
+        """Ramulator on one stretch of the trace: its cycles and row-buffer counts, the activations and bits
+        priced at the architecture's figures."""
+        folder = workdir(f"ntframe-ramulator-{operation}-")
+        with TraceWriter(folder / "trace.txt", "ramulator") as writer:
+            writer.write(recs)
+        (folder / "hmc.cfg").write_text(ramulator_config(self.options))
+        argv = [exe, "--config", "hmc.cfg", "--mode=dram", "--stats", "out.stats", "--trace", "trace.txt"]
+        run_tool(argv, folder, self.options.timeout_s, "Ramulator")
+        try:
+            s = parse_ramulator_stats((folder / "out.stats").read_text())
+        except (OSError, ValueError) as exc:
+            raise parse_failure("Ramulator", folder, str(exc), argv) from None
+        cleanup(folder)
+        reads = s.get("read_requests", 0.0)
+        latency = s.get("read_latency_avg", float("nan"))
+        activations = s.get("row_misses", 0.0) + s.get("row_conflicts", 0.0)
+        return {"cycles": s["dram_cycles"], "reads": reads, "row_hits": s.get("row_hits", 0.0),
+                "row_conflicts": s.get("row_conflicts", 0.0), "activations": activations,
+                "read_latency_sum": latency * reads if reads and not math.isnan(latency) else 0.0,
+                "energy_pJ": activations * p.act_pre_energy_pJ
+                + len(recs) * 512 * (p.dram_pJ_per_bit + p.logic_pJ_per_bit)}
 
 
 class DRAMSim3Backend(_TraceDriven):
@@ -221,64 +235,41 @@ class DRAMSim3Backend(_TraceDriven):
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         exe = self._binary()
         config = self._config(exe)
-        windows, covered = self._windows(traffic, architecture, "rocorabgbach")
         p = _energies(architecture, DRAMSIM3_ENERGIES)
-        totals = {"cycles": 0.0, "reads": 0.0, "writes": 0.0, "latency": [], "hits": 0.0, "acts": 0.0, "req": 0,
-                  "energy": 0.0}
-        for recs in (w for w in windows if len(w)):
-            folder = workdir(f"ntframe-dramsim3-{traffic.operation}-")
-            with TraceWriter(folder / "trace.txt", "dramsim3") as writer:
-                writer.write(recs)
-            n_reads = int((recs["write"] == 0).sum())
-            n_writes = len(recs) - n_reads
-            cycles = int(recs["time"].max()) + 8 * len(recs) // 16 + 2000
-            for _ in range(6):
-                (folder / "out").mkdir(exist_ok=True)
-                argv = [exe, str(config), "-c", str(cycles), "-t", "trace.txt", "-o", "out"]
-                run_tool(argv, folder, self.options.timeout_s, "DRAMSim3")
-                try:
-                    s = parse_dramsim3_json((folder / "out" / "dramsim3.json").read_text())
-                except (OSError, ValueError, KeyError) as exc:
-                    raise parse_failure("DRAMSim3", folder, str(exc), argv) from None
-                if s["num_reads_done"] >= n_reads and s["num_writes_done"] >= n_writes:   # merged requests issue no command
-                    break
-                cycles *= 2
-            else:
-                raise parse_failure("DRAMSim3", folder, f"not drained after {cycles} cycles", argv)
-            last_issue = float(recs["time"].max())
-            # DRAMSim3 runs exactly -c cycles; the busy time is the last issue plus a read's latency, or the
-            # time to move every request at the cube's internal bandwidth, whichever is longer
-            busy = max(last_issue + s["average_read_latency"], len(recs) * p.tsv_cycles_per_64B / 32)
-            totals["cycles"] += busy
-            totals["reads"] += n_reads
-            totals["writes"] += n_writes
-            if s["average_read_latency"]:
-                totals["latency"].append(s["average_read_latency"])
-            totals["hits"] += s["num_read_row_hits"] + s["num_write_row_hits"]
-            totals["acts"] += s["num_act_cmds"]
-            totals["energy"] += s["total_energy"] * busy / s["num_cycles"] if s["num_cycles"] else 0.0
-            totals["req"] += len(recs)
-            cleanup(folder)
-        return _cost(totals, covered, p, architecture, "dramsim3")
+        return self._estimate(traffic, architecture, "rocorabgbach", p,
+                              lambda records: self._run(exe, config, records, p, traffic.operation))
 
-
-def _cost(t: dict, covered: float, p: HMCParams, arch: Architecture, tool: str) -> MemoryCost:
-    if not t["req"]:
-        return MemoryCost(0.0, 0.0, 0, 0, 0.0, 0.0, {"simulator": tool, "requests": 0})
-    scale = 1.0 / covered
-    bits = (t["reads"] + t["writes"]) * 512
-    if tool == "dramsim3":
-        energy = t["energy"] + bits * p.logic_pJ_per_bit        # DRAMSim3 models the DRAM; add the logic die
-    else:
-        energy = t["acts"] * p.act_pre_energy_pJ + bits * (p.dram_pJ_per_bit + p.logic_pJ_per_bit)
-    mem_cycles = t["cycles"] * scale
-    seconds = mem_cycles * p.tCK_ns * 1e-9
-    read_bytes, write_bytes = int(t["reads"] * 64 * scale), int(t["writes"] * 64 * scale)
-    latency = float(np.mean(t["latency"])) * p.tCK_ns if t["latency"] else 0.0
-    return MemoryCost(mem_cycles / arch_memory_ratio(arch), energy * scale, read_bytes, write_bytes,
-                      (read_bytes + write_bytes) / seconds / 1e9 if seconds else 0.0, latency,
-                      {"simulator": tool, "memory_cycles": mem_cycles, "sampled_requests": t["req"],
-                       "sampled_share_of_steps": covered, "row_hit_rate": t["hits"] / t["req"]})
+    def _run(self, exe: str, config: Path, recs: np.ndarray, p: HMCParams, operation: str) -> dict[str, float]:
+        """DRAMSim3 on one stretch of the trace, run long enough to drain: its busy time, row-buffer counts and
+        energy (DRAMSim3's DRAM energy over the busy time, plus the architecture's logic-die share)."""
+        folder = workdir(f"ntframe-dramsim3-{operation}-")
+        with TraceWriter(folder / "trace.txt", "dramsim3") as writer:
+            writer.write(recs)
+        n_reads = int((recs["write"] == 0).sum())
+        n_writes = len(recs) - n_reads
+        cycles = int(recs["time"].max()) + 8 * len(recs) // 16 + 2000
+        for _ in range(6):
+            (folder / "out").mkdir(exist_ok=True)
+            argv = [exe, str(config), "-c", str(cycles), "-t", "trace.txt", "-o", "out"]
+            run_tool(argv, folder, self.options.timeout_s, "DRAMSim3")
+            try:
+                s = parse_dramsim3_json((folder / "out" / "dramsim3.json").read_text())
+            except (OSError, ValueError, KeyError) as exc:
+                raise parse_failure("DRAMSim3", folder, str(exc), argv) from None
+            if s["num_reads_done"] >= n_reads and s["num_writes_done"] >= n_writes:   # merged requests issue no command
+                break
+            cycles *= 2
+        else:
+            raise parse_failure("DRAMSim3", folder, f"not drained after {cycles} cycles", argv)
+        cleanup(folder)
+        # DRAMSim3 runs exactly -c cycles; the busy time is the last issue plus a read's latency, or the time to
+        # move every request at the cube's internal bandwidth, whichever is longer
+        busy = max(float(recs["time"].max()) + s["average_read_latency"], len(recs) * p.tsv_cycles_per_64B / 32)
+        dram_energy = s["total_energy"] * busy / s["num_cycles"] if s["num_cycles"] else 0.0
+        return {"cycles": busy, "reads": float(n_reads), "row_hits": s["num_read_row_hits"] + s["num_write_row_hits"],
+                "row_conflicts": 0.0, "activations": s["num_act_cmds"],
+                "read_latency_sum": s["average_read_latency"] * n_reads,
+                "energy_pJ": dram_energy + len(recs) * 512 * p.logic_pJ_per_bit}
 
 
 @ntframe.hookimpl

@@ -3,9 +3,10 @@
 The operation's requests come from its mapping's DRAM-level tile schedule (:mod:`ntframe.memory.tracegen`: layout,
 address mapping, issue times paced by the compute model); the bank-level model (:mod:`ntframe.memory.hmc_bank`:
 row-buffer state under the page policy, HMC 2.1 timings, TSV bandwidth per vault, refresh, energy per
-activation and per bit) gives the time to serve them and the energy. Large operations are sampled: windows of
-steps spread over the operation (``max_requests`` in all), scaled to the whole; the spread between windows is
-reported as the sampling error. ``model: stream`` keeps the first-order model instead: traffic spread evenly
+activation and per bit) gives the time to serve them and the energy. The bytes are the trace's, counted exactly
+(the native cost model counts the same); traces of more than ``max_requests`` requests are sampled by
+stratified units of the schedule until the 95 % interval of the energy and cycles is within ``tolerance``
+(:mod:`ntframe.memory.sampling`), and every result reports its interval and the share simulated. ``model: stream`` keeps the first-order model instead: traffic spread evenly
 over the vaults at their bandwidth, plus one access latency.
 """
 
@@ -15,19 +16,19 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 
 import ntframe
 from ntframe.components import MemoryBackend
 from ntframe.hardware import Architecture
 from ntframe.memory.hmc_bank import HMCParams, bank_params, missing_bank_figures, simulate
 from ntframe.memory.trace import ADDRESS_MAPPINGS
-from ntframe.memory.tracegen import arch_memory_ratio, sample_traffic
+from ntframe.memory.sampling import SamplingOptions, memory_cost
+from ntframe.memory.tracegen import TraceGenerator, arch_memory_ratio
 from ntframe.results import DramTraffic, MemoryCost
 
 
-class HMCAnalyticOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HMCAnalyticOptions(SamplingOptions):
     model: Literal["bank", "stream"] = "bank"
     """bank: the bank-level model on a request trace; stream: vaults as bandwidth-limited channels."""
     address_mapping: Literal["RoCoBaVa", "RoBaCoVa", "rocorabgbach"] = "RoCoBaVa"
@@ -38,10 +39,6 @@ class HMCAnalyticOptions(BaseModel):
     interleaved (row-major over the cube, 64-byte lines rotating over the vaults)."""
     page_policy: Literal["open", "closed"] = "open"
     """open: a row stays open until another row of its bank is needed; closed: every access closes its row."""
-    max_requests: PositiveInt = 30_000
-    """Requests simulated per operation at most (the rest is sampled)."""
-    windows: PositiveInt = 4
-    """Stretches of DRAM-level steps, spread over the operation, that the sample is taken from."""
     timings: dict[str, float] = {}
     """Overrides of the DRAM's timings and constants, which come from the architecture file (names of
     ntframe.memory.hmc_bank.HMCParams, e.g. tCL)."""
@@ -67,31 +64,23 @@ class HMCAnalytic(MemoryBackend):
         if self.options.model == "stream" or traffic.op is None:
             return self._stream(traffic, architecture)
         p = self.params(architecture)
-        windows, covered = sample_traffic(traffic, architecture, ADDRESS_MAPPINGS[self.options.address_mapping],
-                                          self.options.layout, self.options.max_requests, self.options.windows)
-        results = [simulate(w["time"], w["vault"], w["bank"], w["row"], w["write"], 64, p) for w in windows if len(w)]
-        if not results:
-            return MemoryCost(0.0, 0.0, 0, 0, 0.0, 0.0, {"model": "bank", "requests": 0})
-        sampled = sum(r["requests"] for r in results)
-        scale = 1.0 / covered
-        mem_cycles = sum(r["cycles"] for r in results) * scale
-        ratio = arch_memory_ratio(architecture)
-        energy = sum(r["energy_pJ"] for r in results) * scale
-        reads = sum(r["reads"] for r in results) * scale * 64
-        writes = sum(r["writes"] for r in results) * scale * 64
-        per_window = np.array([r["cycles"] / max(r["requests"], 1) for r in results])
-        error = float(per_window.std() / per_window.mean() / math.sqrt(len(per_window))) \
-            if len(per_window) > 1 and per_window.mean() > 0 else 0.0
-        lat = np.array([r["read_latency_avg"] for r in results if r["reads"]])
-        seconds = mem_cycles * p.tCK_ns * 1e-9
-        hits = sum(r["row_hits"] for r in results)
-        return MemoryCost(
-            mem_cycles / ratio, energy, int(reads), int(writes), (reads + writes) / seconds / 1e9 if seconds else 0.0,
-            float(lat.mean() * p.tCK_ns) if len(lat) else 0.0,
-            {"model": "bank", "memory_cycles": mem_cycles, "sampled_requests": sampled,
-             "sampled_share_of_steps": covered, "sampling_error": error, "row_hit_rate": hits / sampled,
-             "row_conflicts": sum(r["row_conflicts"] for r in results), "layout": self.options.layout,
-             "address_mapping": self.options.address_mapping, "page_policy": self.options.page_policy})
+        gen = TraceGenerator(traffic.op, traffic.mapping, architecture,
+                             ADDRESS_MAPPINGS[self.options.address_mapping], self.options.layout,
+                             traffic.compute_cycles)
+        counts = gen.line_counts()
+        o = self.options
+
+        many = counts.requests > 4 * o.window_requests           # short stretches: the compiled pass for all
+
+        def model(w: np.ndarray) -> dict[str, float]:
+            r = simulate(w["time"], w["vault"], w["bank"], w["row"], w["write"], 64, p,
+                         compiled=True if many else None)
+            return {**r, "read_latency_sum": r["read_latency_avg"] * r["reads"]}
+
+        est = o.estimate(gen, counts, model)
+        return memory_cost(est, counts, p.tCK_ns, arch_memory_ratio(architecture),
+                           {"model": "bank", "tolerance": o.tolerance, "layout": o.layout,
+                            "address_mapping": o.address_mapping, "page_policy": o.page_policy})
 
     def _stream(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         dram = architecture.levels[0]

@@ -31,6 +31,8 @@ from ntframe.mapping.bounded import Tiles
 from ntframe.mapping.mapspace import (ACCUMULATE, READ, READWRITE, Analysis, MappingBatch, Problem,
                                       analyse_batch, axis_extents, to_batch,
                                       touched_extents)
+from ntframe.memory.trace import LINE_BYTES
+from ntframe.memory.tracegen import TraceGenerator
 from ntframe.results import ComputeCost, LevelCost
 from ntframe.workload import Operation
 
@@ -450,6 +452,9 @@ class NativeCostModel(CostModel):
         problem = Problem(operation)
         p = price(problem, to_batch(problem, [mapping]), architecture, line_bytes=self.options.dram_line_bytes,
                   reduction_adders=self.options.spatial_reduction_adders)
+        notes = ()
+        if p["levels"][0]["is_memory"] and self.options.dram_line_bytes == LINE_BYTES:
+            notes = (_count_dram_lines(p, problem, mapping, architecture),)
         names = [t.name for t in problem.tensors]
         tensors = [t.tensor for t in problem.tensors]
         levels = []
@@ -489,7 +494,46 @@ class NativeCostModel(CostModel):
         return ComputeCost(cycles, float(p["on_die_cycles"][0]), float(p["compute_cycles"][0]),
                            float(p["energy_pJ"][0]), float(p["compute_energy_pJ"][0]),
                            p["actions"] / (architecture.peak_ops_per_cycle * cycles) if cycles else 0.0,
-                           tuple(levels), dram_reads, dram_writes, int(mem["instances"][0]))
+                           tuple(levels), dram_reads, dram_writes, int(mem["instances"][0]), notes)
+
+
+EXACT_LINES_BOXES = 4_000_000
+
+
+def _count_dram_lines(p: dict, problem: Problem, mapping: Mapping, arch: Architecture) -> str:
+    """Replaces the DRAM level's figures in ``p`` (one mapping, from :func:`price`) with the lines its request
+    trace moves (:meth:`ntframe.memory.tracegen.TraceGenerator.line_counts`, vault-local layout): every box's
+    real lines — its alignment, the rows padding leaves out, neighbouring rows sharing a line — instead of the
+    search's estimate (elements, times a line inflation of the run length). The memory backends simulate these
+    same requests, so the cost model, the trace and the backends count one number of bytes. Returns the note
+    that says by how much the estimate differed. A mapping with more than EXACT_LINES_BOXES DRAM fetches (boxes:
+    a tensor's tile fetched by one vault; some thousands in the mappings the search keeps, millions in a random
+    one a sampling search may try) keeps the estimate, and says so: counting costs about 0.1 s per million."""
+    lv = p["levels"][0]
+    spec = arch.levels[0]
+    gen = TraceGenerator(problem.op, mapping, arch, None)
+    if gen.boxes > EXACT_LINES_BOXES:
+        return (f"DRAM bytes: the search's element-and-inflation estimate (the mapping's {gen.boxes:,} DRAM "
+                f"fetches are more than the {EXACT_LINES_BOXES:,} counted exactly; the memory backend's bytes "
+                f"are the trace's)")
+    counts = gen.line_counts()
+    line_bits = counts.lines.astype(float) * LINE_BYTES * 8                 # [Tn, 2]
+    estimate = float(lv["read_bits"][0].sum() + lv["write_bits"][0].sum())
+    bits = problem.bits.astype(float)
+    old_energy = float(lv["energy_pJ"][0].sum())
+    lv["read_bits"][0] = line_bits[:, 0]
+    lv["write_bits"][0] = line_bits[:, 1] + lv["fills"][0] * bits
+    lv["reads"][0] = line_bits[:, 0] / bits
+    lv["updates"][0] = line_bits[:, 1] / bits
+    lv["energy_pJ"][0] = lv["read_bits"][0] * spec.read_energy_pJ_per_bit + lv["write_bits"][0] * spec.write_energy_pJ_per_bit
+    lv["bound_cycles"][0] = (lv["read_bits"][0].sum() + lv["write_bits"][0].sum()) / lv["instances"][0] / 8 \
+        / spec.bytes_per_cycle
+    p["energy_pJ"][0] += float(lv["energy_pJ"][0].sum()) - old_energy
+    p["cycles"][0] = max(float(p["on_die_cycles"][0]), float(lv["bound_cycles"][0]))
+    exact = float(line_bits.sum())
+    change = f"{exact / estimate - 1:+.1%}" if estimate else "no estimate"
+    return (f"DRAM bytes: the {counts.requests:,} {LINE_BYTES}-byte lines of the operation's request trace "
+            f"({change} on the search's element-and-inflation estimate)")
 
 
 @ntframe.hookimpl

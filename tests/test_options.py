@@ -54,15 +54,19 @@ def test_the_options_page_lists_only_ntframe_components(host):
 
 def test_hand_checked_entries_of_the_hmc_analytic_backend(host):
     options = by_name(describe_model(host.get("memory_backend", "hmc-analytic").cls.Options))
-    assert options["max_requests"] == {"name": "max_requests", "type": "int > 0", "default": 30000,
+    assert options["max_requests"] == {"name": "max_requests", "type": "int > 0", "default": 1000000,
                                        "required": False,
-                                       "doc": "Requests simulated per operation at most (the rest is sampled)."}
+                                       "doc": "Requests simulated per operation, about, at most. A trace is "
+                                              "simulated whole when a sample would cost as much; a longer one is "
+                                              "sampled until the tolerance is met or this many requests have been "
+                                              "simulated (then `converged` is false)."}
+    assert options["tolerance"]["type"] == "float in (0, 1]" and options["tolerance"]["default"] == 0.02
     assert options["model"]["type"] == "'bank' | 'stream'"
     assert options["model"]["default"] == "bank"
     assert options["vault_bandwidth_GBps"]["type"] == "float > 0 or null"
     assert options["access_latency_ns"]["type"] == "float >= 0"
     assert options["timings"]["type"] == "mapping of str to float"
-    assert list(options)[:2] == ["model", "address_mapping"]            # declaration order
+    assert list(options)[:2] == ["tolerance", "max_requests"]           # declaration order, inherited first
 
 
 def test_hand_checked_core_keys_of_the_mapper_and_workload_sections():
@@ -216,7 +220,7 @@ def test_render_text_lists_a_plugin_and_its_options(host):
     assert lines[0].startswith("plugin hmc-analytic ")
     assert "memory: {backend: hmc-analytic, ...}" in text
     row = next(line for line in lines if line.split()[:1] == ["max_requests"])
-    assert row.split()[1:5] == ["int", ">", "0", "30000"]
+    assert row.split()[1:5] == ["int", ">", "0", "1000000"]
     assert "Requests simulated per operation" in row
     header = next(line for line in lines if line.split()[:1] == ["option"])
     assert header.index("type") == row.index("int")                      # aligned columns

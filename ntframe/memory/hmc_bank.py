@@ -589,8 +589,12 @@ def _inject(issue: np.ndarray, release_v: np.ndarray | None, plan: _Plan, p: HMC
 
 
 def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndarray, write: np.ndarray,
-             nbytes: np.ndarray | int = 64, p: HMCParams = HMCParams(), link: np.ndarray | None = None) -> dict:
+             nbytes: np.ndarray | int = 64, p: HMCParams = HMCParams(), link: np.ndarray | None = None,
+             compiled: bool | None = None) -> dict:
     """Simulate requests issued at ``time`` (memory cycles). Returns figures in memory cycles, ns, bytes, pJ.
+    ``compiled``: try the compiled pass (when numba is there) whatever the length (True), never (False), or from
+    STREAM_MIN_REQUESTS requests on (None: a caller simulating many short stretches says True, since it loads
+    the pass once for all of them).
     ``link``: each request's host link (``front_end="single"``), e.g. ``(address // p.max_block_bytes) % p.links``
     as Ramulator; by default ``vault % links``, the same under every Ramulator HMC address mapping.
     With a bounded vault queue, the entry times and the service times depend on each other: a few rounds of
@@ -608,7 +612,7 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
             nbytes = np.asarray(nbytes)[by_time]
         if link is not None:
             link = np.asarray(link)[by_time]
-    kern = _kernels() if n >= STREAM_MIN_REQUESTS else None
+    kern = _kernels() if (n >= STREAM_MIN_REQUESTS if compiled is None else compiled) else None
     if kern is not None:
         try:
             figures = _stream(kern, issue, vault, bank, row, write, nbytes, p, link)

@@ -29,6 +29,7 @@ those bits fix), and the line's high bits are shifted into the address and the r
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Iterator, Literal
 
 import numpy as np
@@ -182,7 +183,7 @@ class _TensorStream:
 
 
 class TraceGenerator:
-    def __init__(self, op: Operation, mapping: Mapping, arch: Architecture, address_mapping: AddressMapping,
+    def __init__(self, op: Operation, mapping: Mapping, arch: Architecture, address_mapping: AddressMapping | None,
                  layout: Layout = "vault-local", compute_cycles: float | None = None) -> None:
         self.op, self.arch, self.am, self.layout = op, arch, address_mapping, layout
         problem = Problem(op)
@@ -218,8 +219,90 @@ class TraceGenerator:
         self.streams = [_TensorStream(self, j) for j in range(len(op.tensors))]
         self._vault_bits = max(1, (self.vaults - 1).bit_length())            # bits of a vault number
         part_bits = max(1, (2 * len(self.streams) - 1).bit_length())       # bits of a part (2 * tensor + write)
-        self._decoder = _Decoder(address_mapping, layout, self._vault_bits, part_bits)
+        self._decoder = _Decoder(address_mapping, layout, self._vault_bits, part_bits) \
+            if address_mapping is not None else None                   # None: counting only (line_counts)
         self._work = np.zeros(0, np.int64)
+
+    @property
+    def boxes(self) -> int:
+        """How many boxes (one tensor's tile fetched or written by one vault) the trace holds, about: what
+        counting its lines costs."""
+        return sum(s.changes * len(s.vaults) * ((s.rep_r > 0) + (s.rep_w > 0)) for s in self.streams)
+
+    def line_counts(self, max_boxes: int = 1 << 16, every_change: bool = False) -> "LineCounts":
+        """The whole trace's requests counted without making it: per tensor, read and write, per step and (up to
+        4 M steps x vaults) per step and issuing vault (every change of every tensor's box, each box's lines from
+        its pattern; exact, as the records would sum). Beyond that, a part fetched a whole number of times per
+        change counts each combination of its tensor's loops once (:meth:`_count_repeating`; ``every_change``:
+        not, for the tests)."""
+        lines = np.zeros((len(self.streams), 2), np.int64)
+        per_step = np.zeros(self.steps, np.int64)
+        nv = 1 << self._vault_bits
+        by_vault = np.zeros((self.steps, nv), np.int64) if self.steps * nv <= 1 << 22 else None
+        for s in self.streams:
+            chunk = max(1, max_boxes // max(1, len(s.vaults)))
+            for write, rep in ((0, s.rep_r), (1, s.rep_w)):
+                if rep <= 0:
+                    continue
+                if by_vault is None and abs(rep - round(rep)) < 1e-9 and not every_change:
+                    self._count_repeating(s, write, round(rep), lines, per_step, max_boxes)
+                    continue
+                for k0 in range(0, s.changes, chunk):
+                    k = np.arange(k0, min(s.changes, k0 + chunk))
+                    times = (np.floor((k + 1) * rep + 1e-9) - np.floor(k * rep + 1e-9)).astype(np.int64)
+                    k, times = k[times > 0], times[times > 0]
+                    if not len(k):
+                        continue
+                    _, patterns, pid = s.boxes(self, k)
+                    sizes = np.array([len(p) for p in patterns] + [0], np.int64)
+                    boxes = sizes[pid] * times[:, None]                  # requests of each change and vault
+                    n = boxes.sum(axis=1)
+                    lines[s.j, write] += int(n.sum())
+                    per_step[k * s.period] += n                          # k distinct: one add per step
+                    if by_vault is not None:
+                        by_vault[(k * s.period)[:, None], s.vaults[None, :]] += boxes
+        return LineCounts([t.tensor for t in self.op.tensors], lines, per_step, by_vault)
+
+    def _count_repeating(self, s: "_TensorStream", write: int, times: int, lines: np.ndarray, per_step: np.ndarray,
+                         max_boxes: int) -> None:
+        """:meth:`line_counts` of one part fetched a whole number of times per change, when there are too many
+        steps to count by vault: a change's box depends only on the loops that index the tensor, so the boxes of
+        their combinations are counted once and every change takes its combination's count."""
+        inner = len(self.loops) - 1 - next((i for i, (d, _) in enumerate(reversed(self.loops)) if d in s.t.dims),
+                                           len(self.loops))
+        radices = [f for _, f in self.loops[:inner + 1]]              # a change's digits, outermost first
+        relevant = [d in s.t.dims for d, _ in self.loops[:inner + 1]]
+        place = np.cumprod([1, *radices[::-1]])[:-1][::-1]           # weight of each digit in a change's index
+        kept = [r if rel else 1 for r, rel in zip(radices, relevant)]
+        combos = math.prod(kept)
+        # the first change of each combination of the relevant digits (the others' digits 0)
+        idx = np.arange(combos, dtype=np.int64)
+        first = np.zeros(combos, np.int64)
+        rest = idx.copy()
+        for i in range(len(kept) - 1, -1, -1):
+            first += (rest % kept[i]) * place[i]
+            rest //= kept[i]
+        n_combo = np.zeros(combos, np.int64)
+        step_boxes = max(1, max_boxes // max(1, len(s.vaults)))
+        for c0 in range(0, combos, step_boxes):
+            sel = first[c0:c0 + step_boxes]
+            _, patterns, pid = s.boxes(self, sel)
+            sizes = np.array([len(p) for p in patterns] + [0], np.int64)
+            n_combo[c0:c0 + len(sel)] = sizes[pid].sum(axis=1) * times
+        for k0 in range(0, s.changes, 1 << 22):                       # each change: its combination's count
+            k = np.arange(k0, min(s.changes, k0 + (1 << 22)), dtype=np.int64)
+            combo = np.zeros(len(k), np.int64)
+            rest = k.copy()
+            weight = 1
+            for i in range(len(radices) - 1, -1, -1):
+                digit = rest % radices[i]
+                rest //= radices[i]
+                if relevant[i]:
+                    combo += digit * weight
+                    weight *= radices[i]
+            n = n_combo[combo]
+            lines[s.j, write] += int(n.sum())
+            per_step[k * s.period] += n
 
     def dim_index(self, steps: np.ndarray) -> np.ndarray:
         """Iteration-space origin [len(steps), D] of the DRAM-level tile at each step."""
@@ -346,27 +429,6 @@ class TraceGenerator:
             out = out[np.argsort(out["time"], kind="stable")]
         return out
 
-    def _row_windows(self, counts: list[np.ndarray], total: int, max_requests: int,
-                     windows: int) -> tuple[list[np.ndarray], float]:
-        """``windows`` stretches of issue rows (a row: the next request of every vault that has one), spread
-        evenly over steps too few to sample by step, holding about ``max_requests`` in all: each stretch lies
-        in one step and is generated alone (:meth:`_row_window`). Returns (one record array per window, the
-        share of the operation's requests they hold)."""
-        rows = np.array([int(c.max()) if len(c) else 0 for c in counts])
-        per_row = total / max(1, int(rows.sum()))
-        span = max(1, int(max_requests / windows / per_row))
-        ends = np.cumsum(rows)
-        out, sampled = [], 0
-        for w in range(windows):
-            at = int((int(ends[-1]) - 1) * w // max(1, windows - 1))          # a row of the whole trace
-            step = int(np.searchsorted(ends, at, side="right"))
-            local = at - (int(ends[step - 1]) if step else 0)
-            lo = max(0, min(local, int(rows[step]) - span))
-            recs = self._row_window(step, lo, lo + span)
-            sampled += len(recs)
-            out.append(recs)
-        return out, sampled / total
-
     def _row_window(self, step: int, row_lo: int, row_hi: int) -> np.ndarray:
         """The records of issue rows [row_lo, row_hi) of one step, in trace order, times from the stretch's
         first row: each box's requests hold consecutive rows of its vault from its rank on, so only the part of
@@ -409,30 +471,35 @@ class TraceGenerator:
             self._work = np.empty(n, np.int64)
         return self._work[:n]
 
-    def sample(self, max_requests: int, windows: int = 8) -> tuple[list[np.ndarray], float]:
-        """The whole trace if it has at most about ``max_requests`` requests, else ``windows`` stretches of
-        steps spread over the operation holding about that many in all (the requests per step are estimated
-        from one step of each window); with too few steps for that, ``windows`` stretches of issue rows within
-        steps (:meth:`_row_windows`). Returns (one record array per window, the share of the operation's steps
-        or requests they cover)."""
-        if self.steps <= 2 * windows:
-            counts = [self._boxes(s, s + 1)[1] for s in range(self.steps)]      # requests per vault, per step
-            total = sum(int(c.sum()) for c in counts)
-            if total <= max_requests:
-                return [np.concatenate(list(self.chunks()) or [np.zeros(0, TRACE_DTYPE)])], 1.0
-            return self._row_windows(counts, total, max_requests, windows)
-        starts = [(self.steps * w) // windows for w in range(windows)]
-        probe = sum(sum(self.chunks(s, s + 1, count_only=True)) for s in starts) / windows
-        if probe * self.steps <= max_requests:
-            return [np.concatenate(list(self.chunks()) or [np.zeros(0, TRACE_DTYPE)])], 1.0
-        per_window = max(1, min(self.steps // windows, int(max_requests / windows / max(probe, 1e-9))))
-        out = []
-        for first in starts:
-            recs = np.concatenate(list(self.chunks(first, first + per_window)) or [np.zeros(0, TRACE_DTYPE)])
-            if len(recs):
-                recs["time"] -= recs["time"].min()
-            out.append(recs)
-        return out, windows * per_window / self.steps
+
+
+@dataclass(frozen=True)
+class LineCounts:
+    """The DRAM requests (whole ``LINE_BYTES`` lines) of an operation's trace: ``lines[j, write]`` of its tensor
+    ``j`` (``tensors[j]``, the global names; a tensor an operation names twice is added up by
+    :meth:`read_bytes_by_tensor`), and per DRAM-level step."""
+
+    tensors: list[str]
+    lines: np.ndarray              # [tensors, 2]: reads, writes
+    per_step: np.ndarray           # [steps]
+    per_step_vault: np.ndarray | None = None    # [steps, vaults]: each vault's requests (None: too many steps)
+
+    @property
+    def requests(self) -> int:
+        return int(self.lines.sum())
+
+    def _by_tensor(self, write: int) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for name, n in zip(self.tensors, self.lines[:, write].tolist()):
+            if n:
+                out[name] = out.get(name, 0) + n * LINE_BYTES
+        return out
+
+    def read_bytes_by_tensor(self) -> dict[str, int]:
+        return self._by_tensor(0)
+
+    def write_bytes_by_tensor(self) -> dict[str, int]:
+        return self._by_tensor(1)
 
 
 class _Decoder:
@@ -539,11 +606,3 @@ def arch_memory_ratio(arch: Architecture) -> float:
     0.8 ns where the file gives none)."""
     tck_ns = dict(arch.levels[0].timings).get("tCK_ns", 0.8)
     return 1.0 / tck_ns / arch.clock_GHz
-
-
-def sample_traffic(traffic, arch: Architecture, address_mapping: AddressMapping, layout: Layout, max_requests: int,
-                   windows: int) -> tuple[list[np.ndarray], float]:
-    """The (sampled) request trace of a memory backend's traffic: :meth:`TraceGenerator.sample` of its
-    operation and mapping, paced by its compute cycles."""
-    gen = TraceGenerator(traffic.op, traffic.mapping, arch, address_mapping, layout, traffic.compute_cycles)
-    return gen.sample(max_requests, windows)
