@@ -54,6 +54,11 @@ OPERATION_COLUMNS: tuple[Column, ...] = (
     Column("dram_bytes", "int", "bytes read and written at the memory level, cost model"),
     Column("dram_read_bytes", "int", "bytes read at the memory level, cost model"),
     Column("dram_write_bytes", "int", "bytes written at the memory level, cost model"),
+    Column("memory_bytes", "int", "bytes the memory backend moved (read and written)"),
+    Column("memory_row_hit_rate", "float", "row-buffer hits per request, memory backend"),
+    Column("memory_share_simulated", "float", "requests simulated / requests of the trace (1: the whole trace)"),
+    Column("memory_energy_low_pJ", "float", "lower end of the 95 % interval of memory_energy_pJ (sampling)"),
+    Column("memory_energy_high_pJ", "float", "upper end of the 95 % interval of memory_energy_pJ"),
     Column("mapper", "str", "mapping searcher that mapped the operation"),
     Column("cost_model", "str", "compute cost model that priced it"),
     Column("memory", "str", "memory backend that priced its memory traffic"),
@@ -88,13 +93,26 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _memory_figures(memory: dict[str, Any] | None) -> dict[str, Any]:
+    """The memory backend's columns of an operation (None where it gives no such figure)."""
+    if not memory:
+        return {}
+    details = memory.get("details") or {}
+    interval = details.get("energy_interval_pJ") or [None, None]
+    return {"memory_bytes": memory["read_bytes"] + memory["write_bytes"],
+            "memory_row_hit_rate": details.get("row_hit_rate"),
+            "memory_share_simulated": details.get("share_simulated"),
+            "memory_energy_low_pJ": interval[0], "memory_energy_high_pJ": interval[1]}
+
+
 def operation_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     """The operation table: one dict per operation, the keys of :data:`OPERATION_COLUMNS` (None where a failed
     operation has no figure)."""
     rows = []
     for op in document["operations"]:
         producers = op.get("producers", {})
-        rows.append({c.name: producers.get(c.name) if c.name in PRODUCERS else op.get(c.name)
+        memory = _memory_figures(op.get("memory"))
+        rows.append({c.name: producers.get(c.name) if c.name in PRODUCERS else memory.get(c.name, op.get(c.name))
                      for c in OPERATION_COLUMNS})
     return rows
 

@@ -97,6 +97,30 @@ def _print_summary(document: dict) -> None:
         f"power {t['power_W']:.3f} W", highlight=False)
     console.print("by: " + ", ".join(f"{sec}={p['component']} ({p['plugin']} {p['version']})"
                                       for sec, p in prov.items()), highlight=False)
+    memory = _memory_line(document)
+    if memory:
+        console.print(memory, highlight=False)
+
+
+def _memory_line(document: dict) -> str:
+    """How the memory figures were made: bytes, row hits, the share of the requests simulated, the interval."""
+    ops = [o for o in document["operations"] if o.get("status") == "ok" and (o.get("memory") or {}).get("details")]
+    details = [o["memory"]["details"] for o in ops]
+    if not details or "requests" not in details[0]:
+        return ""
+    requests = sum(d.get("requests", 0) for d in details)
+    simulated = sum(d.get("simulated_requests", 0) for d in details)
+    energy = sum(o["memory"]["energy_pJ"] for o in ops)
+    half = sum((d["energy_interval_pJ"][1] - d["energy_interval_pJ"][0]) / 2 for d in details
+               if d.get("energy_interval_pJ"))
+    hits = sum(d.get("row_hit_rate", 0.0) * d.get("requests", 0) for d in details)
+    sampled = sum(not d.get("whole_trace", True) for d in details)
+    unconverged = sum(not d.get("converged", True) for d in details)
+    return (f"memory: {sum(o['memory']['read_bytes'] + o['memory']['write_bytes'] for o in ops) / 1e6:,.1f} MB, "
+            f"row hits {hits / requests if requests else 0:.1%}; {sampled} of {len(details)} operations sampled, "
+            f"{simulated / requests if requests else 1:.1%} of {requests:,} requests simulated; memory energy "
+            f"{energy / 1e6:,.2f} µJ ± {half / 1e6:,.2f} (95 %, operations' half-widths added)"
+            + (f"; {unconverged} not within the tolerance (max_requests)" if unconverged else ""))
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from ntframe.mapping.mapping import Mapping
 from ntframe.mapping.space import objective_value
 from ntframe.parallel import default_jobs, run_pieces
 from ntframe.paths import resolve_path
-from ntframe.results import DramTraffic, MemoryCost, to_jsonable
+from ntframe.results import ComputeCost, DramTraffic, MemoryCost, to_jsonable
 from ntframe.spec import SELECTORS, LoadedSpec, canonical_hash
 from ntframe.workload.ir import Network, Operation
 from ntframe.workload.training import activation_stash, expand
@@ -223,15 +223,16 @@ def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict
     cached = resolved.cache.get(key) if resolved.cache else None
     if cached is not None:
         mapping = Mapping.from_dict(cached["mapping"])
-        search = cached["search"]
-    else:
-        found = _attributed(mp_reg, f"mapping search of {op.name}",
-                            lambda: mapper.search(op, arch, attributed, spec.mapper.budget, spec.mapper.seed))
-        mapping = found.mapping
-        search = search_record(found)
-        if resolved.cache and not found.truncated_by_time:
-            resolved.cache.put(key, {"mapping": mapping.to_dict(), "search": search})
-    return mapping, attributed.evaluate(op, mapping, arch), search
+        if "cost" in cached:     # the key names the cost model, its version and options: the same figures
+            return mapping, ComputeCost.from_dict(cached["cost"]), cached["search"]
+        return mapping, attributed.evaluate(op, mapping, arch), cached["search"]
+    found = _attributed(mp_reg, f"mapping search of {op.name}",
+                        lambda: mapper.search(op, arch, attributed, spec.mapper.budget, spec.mapper.seed))
+    search = search_record(found)
+    cost = attributed.evaluate(op, found.mapping, arch)
+    if resolved.cache and not found.truncated_by_time:
+        resolved.cache.put(key, {"mapping": found.mapping.to_dict(), "search": search, "cost": to_jsonable(cost)})
+    return found.mapping, cost, search
 
 
 def _mapping_key(resolved: Resolved, op: Operation) -> str:
