@@ -60,7 +60,7 @@ class Unit:
     hi: int
     step: int
     requests: int
-    span_cycles: float                  # memory cycles from the previous unit's last issue to its own
+    span_cycles: float                  # x of the cycles: issue span (steps), or requests (rows: see _paced)
     warm: tuple[int, int, int] = (-1, 0, 0)     # rows: the warm-up's (step, first row, end row)
 
 
