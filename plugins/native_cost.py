@@ -32,17 +32,19 @@ from ntframe.mapping.mapspace import (ACCUMULATE, READ, READWRITE, Analysis, Map
                                       analyse_batch, axis_extents, to_batch,
                                       touched_extents)
 from ntframe.memory.trace import LINE_BYTES
-from ntframe.memory.tracegen import TraceGenerator
+from ntframe.memory.tracegen import LineCounts, TraceGenerator
 from ntframe.results import ComputeCost, LevelCost
 from ntframe.workload import Operation
 
 
 def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis | None = None,
-          line_bytes: int = 64, reduction_adders: bool = True) -> dict:
+          line_bytes: int = 64, reduction_adders: bool = True, dram_lines: np.ndarray | None = None) -> dict:
     """Energy and cycles of every mapping of the batch, with the per-level, per-tensor breakdown.
     ``line_bytes``: the DRAM's access granularity (0: count elements, as Timeloop with a block size of 1);
     ``reduction_adders``: charge the adds that combine partial sums split across instances (Timeloop and ZigZag
-    charge none)."""
+    charge none); ``dram_lines`` [B, Tn, 2]: the lines each mapping's request trace reads and writes per tensor
+    (:meth:`ntframe.memory.tracegen.TraceGenerator.line_counts`), priced at the DRAM instead of the estimate
+    (elements times a line inflation of the run length), which stays in ``dram_estimate_bits`` [B]."""
     a = a or analyse_batch(problem, batch)
     op = problem.op
     bits = problem.bits[None, :].astype(float)                      # [1, Tn]
@@ -62,6 +64,10 @@ def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis
                 run_bytes = a.dram_run_elements * bits / 8
                 inflation = np.ceil(run_bytes / line_bytes) * line_bytes / run_bytes
                 reads, updates = reads * inflation, updates * inflation
+            out["dram_estimate_bits"] = ((reads + fills + updates) * bits * inst).sum(axis=1)
+            if dram_lines is not None:      # the trace's own lines, in elements per instance like the estimate
+                per_element = bits * inst / (LINE_BYTES * 8)
+                reads, updates = dram_lines[:, :, 0] / per_element, dram_lines[:, :, 1] / per_element
         rbits = reads * bits * inst
         wbits = (fills + updates) * bits * inst
         energy = rbits * spec.read_energy_pJ_per_bit + wbits * spec.write_energy_pJ_per_bit   # [B, Tn]
@@ -450,11 +456,16 @@ class NativeCostModel(CostModel):
 
     def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         problem = Problem(operation)
+        lines, notes = _dram_lines(problem, mapping, architecture) \
+            if architecture.levels[0].cls == "DRAM" and self.options.dram_line_bytes == LINE_BYTES else (None, ())
         p = price(problem, to_batch(problem, [mapping]), architecture, line_bytes=self.options.dram_line_bytes,
-                  reduction_adders=self.options.spatial_reduction_adders)
-        notes = ()
-        if p["levels"][0]["is_memory"] and self.options.dram_line_bytes == LINE_BYTES:
-            notes = (_count_dram_lines(p, problem, mapping, architecture),)
+                  reduction_adders=self.options.spatial_reduction_adders,
+                  dram_lines=None if lines is None else lines.lines[None])
+        if lines is not None:
+            estimate = float(p["dram_estimate_bits"][0])
+            change = f"{lines.requests * LINE_BYTES * 8 / estimate - 1:+.1%}" if estimate else "no estimate"
+            notes = (f"DRAM bytes: the {lines.requests:,} {LINE_BYTES}-byte lines of the operation's request trace "
+                     f"({change} on the search's element-and-inflation estimate)",)
         names = [t.name for t in problem.tensors]
         tensors = [t.tensor for t in problem.tensors]
         levels = []
@@ -500,40 +511,20 @@ class NativeCostModel(CostModel):
 EXACT_LINES_BOXES = 4_000_000
 
 
-def _count_dram_lines(p: dict, problem: Problem, mapping: Mapping, arch: Architecture) -> str:
-    """Replaces the DRAM level's figures in ``p`` (one mapping, from :func:`price`) with the lines its request
-    trace moves (:meth:`ntframe.memory.tracegen.TraceGenerator.line_counts`, vault-local layout): every box's
-    real lines — its alignment, the rows padding leaves out, neighbouring rows sharing a line — instead of the
-    search's estimate (elements, times a line inflation of the run length). The memory backends simulate these
-    same requests, so the cost model, the trace and the backends count one number of bytes. Returns the note
-    that says by how much the estimate differed. A mapping with more than EXACT_LINES_BOXES DRAM fetches (boxes:
-    a tensor's tile fetched by one vault; some thousands in the mappings the search keeps, millions in a random
-    one a sampling search may try) keeps the estimate, and says so: counting costs about 0.1 s per million."""
-    lv = p["levels"][0]
-    spec = arch.levels[0]
+def _dram_lines(problem: Problem, mapping: Mapping, arch: Architecture) -> tuple[LineCounts | None, tuple[str, ...]]:
+    """The lines the mapping's request trace moves (:meth:`ntframe.memory.tracegen.TraceGenerator.line_counts`,
+    vault-local layout), for :func:`price` to charge at the DRAM instead of the search's estimate: every box's
+    real lines — its alignment, the rows padding leaves out, neighbouring rows sharing a line. The memory
+    backends simulate these same requests, so the cost model, the trace and the backends count one number of
+    bytes. A mapping with more than EXACT_LINES_BOXES DRAM fetches (boxes: a tensor's tile fetched by one vault;
+    some thousands in the mappings the search keeps, millions in a random one a sampling search may try) keeps
+    the estimate, and the note says so: counting costs about 0.1 s per million."""
     gen = TraceGenerator(problem.op, mapping, arch, None)
     if gen.boxes > EXACT_LINES_BOXES:
-        return (f"DRAM bytes: the search's element-and-inflation estimate (the mapping's {gen.boxes:,} DRAM "
-                f"fetches are more than the {EXACT_LINES_BOXES:,} counted exactly; the memory backend's bytes "
-                f"are the trace's)")
-    counts = gen.line_counts()
-    line_bits = counts.lines.astype(float) * LINE_BYTES * 8                 # [Tn, 2]
-    estimate = float(lv["read_bits"][0].sum() + lv["write_bits"][0].sum())
-    bits = problem.bits.astype(float)
-    old_energy = float(lv["energy_pJ"][0].sum())
-    lv["read_bits"][0] = line_bits[:, 0]
-    lv["write_bits"][0] = line_bits[:, 1] + lv["fills"][0] * bits
-    lv["reads"][0] = line_bits[:, 0] / bits
-    lv["updates"][0] = line_bits[:, 1] / bits
-    lv["energy_pJ"][0] = lv["read_bits"][0] * spec.read_energy_pJ_per_bit + lv["write_bits"][0] * spec.write_energy_pJ_per_bit
-    lv["bound_cycles"][0] = (lv["read_bits"][0].sum() + lv["write_bits"][0].sum()) / lv["instances"][0] / 8 \
-        / spec.bytes_per_cycle
-    p["energy_pJ"][0] += float(lv["energy_pJ"][0].sum()) - old_energy
-    p["cycles"][0] = max(float(p["on_die_cycles"][0]), float(lv["bound_cycles"][0]))
-    exact = float(line_bits.sum())
-    change = f"{exact / estimate - 1:+.1%}" if estimate else "no estimate"
-    return (f"DRAM bytes: the {counts.requests:,} {LINE_BYTES}-byte lines of the operation's request trace "
-            f"({change} on the search's element-and-inflation estimate)")
+        return None, (f"DRAM bytes: the search's element-and-inflation estimate (the mapping's {gen.boxes:,} DRAM "
+                      f"fetches are more than the {EXACT_LINES_BOXES:,} counted exactly; the memory backend's "
+                      f"bytes are the trace's)",)
+    return gen.line_counts(), ()
 
 
 @ntframe.hookimpl
