@@ -59,6 +59,8 @@ OPERATION_COLUMNS: tuple[Column, ...] = (
     Column("memory_share_simulated", "float", "requests simulated / requests of the trace (1: the whole trace)"),
     Column("memory_energy_low_pJ", "float", "lower end of the 95 % interval of memory_energy_pJ (sampling)"),
     Column("memory_energy_high_pJ", "float", "upper end of the 95 % interval of memory_energy_pJ"),
+    Column("memory_energy_gap", "float", "memory_energy_pJ / the cost model's energy for the memory level - 1"),
+    Column("memory_cycles_gap", "float", "memory_cycles / the cost model's bandwidth bound for the memory level - 1"),
     Column("mapper", "str", "mapping searcher that mapped the operation"),
     Column("cost_model", "str", "compute cost model that priced it"),
     Column("memory", "str", "memory backend that priced its memory traffic"),

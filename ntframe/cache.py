@@ -16,12 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-CACHE_SCHEMA = 5
+CACHE_SCHEMA = 6
 """Part of every key: bump it when a change to ntframe alters what a search or a cost model returns for the same
 inputs (the reference plugins' versions follow ntframe's, which a development change does not bump), so
 results cached before the change are not served after it. 2: the native search's descent phase; 3: the native
 cost model charges spatial-reduction adders; 4: the bounded search, and zigzag-loma under constraints; 5: the
-native cost model's DRAM bytes are the trace's lines, hmc-analytic's stratified sampling (issue 13)."""
+native cost model's DRAM bytes are the trace's lines, hmc-analytic's stratified sampling (issue 13); 6: the
+searches re-rank their finalists by the cost model's evaluate."""
 
 
 def cache_folder() -> Path:

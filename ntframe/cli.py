@@ -120,7 +120,22 @@ def _memory_line(document: dict) -> str:
             f"row hits {hits / requests if requests else 0:.1%}; {sampled} of {len(details)} operations sampled, "
             f"{simulated / requests if requests else 1:.1%} of {requests:,} requests simulated; memory energy "
             f"{energy / 1e6:,.2f} µJ ± {half / 1e6:,.2f} (95 %, operations' half-widths added)"
-            + (f"; {unconverged} not within the tolerance (max_requests)" if unconverged else ""))
+            + (f"; {unconverged} not within the tolerance (max_requests)" if unconverged else "")
+            + _gap_text(ops, energy))
+
+
+def _gap_text(ops: list[dict], energy: float) -> str:
+    """The memory backend's energy against the cost model's own figure for the memory level (what the search
+    ranked by): in all, and the largest gap among the operations with 1 % of the memory energy or more."""
+    known = [o for o in ops if o.get("memory_energy_gap") is not None]
+    if not known or energy <= 0:
+        return ""
+    cost_model = sum(o["memory"]["energy_pJ"] / (1 + o["memory_energy_gap"]) for o in known)
+    big = [o for o in known if o["memory"]["energy_pJ"] >= 0.01 * energy]
+    worst = max(big, key=lambda o: abs(o["memory_energy_gap"]), default=None)
+    return (f"; against the cost model's memory energy {sum(o['memory']['energy_pJ'] for o in known) / cost_model - 1:+.1%}"
+            + (f" (largest {worst['memory_energy_gap']:+.1%}, {worst['name']}, of the operations with 1 % of it or more)"
+               if worst else ""))
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

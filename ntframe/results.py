@@ -105,6 +105,8 @@ class SearchResult:
     structures_mapped: int = 0      # of which mapped
     lower_bound: float | None = None    # bounded search: no mapping of an unmapped structure has a smaller
                                         # objective value than this (inf: every structure mapped or ruled out)
+    reranked: int = 0               # finalists priced again by the cost model's evaluate (what the run reports)
+    rerank_gain: float = 0.0        # the search's best mapping's reported objective / the chosen one's, minus 1
 
 
 def bytes_by_tensor(op: Any, bytes_by_name: dict[str, float]) -> dict[str, int]:

@@ -254,6 +254,8 @@ def search_record(found) -> dict[str, Any]:
     record = {"evaluated": found.evaluated, "valid": found.valid, "invalid_reasons": found.invalid_reasons,
               "objective": found.objective, "truncated_by_time": found.truncated_by_time,
               "method": found.method or "unknown"}
+    if found.reranked:
+        record.update(reranked=found.reranked, rerank_gain=found.rerank_gain)
     if found.lower_bound is not None:
         value = objective_value(found.objective, found.cost.energy_pJ, found.cost.cycles)
         record.update(structures=found.structures, structures_mapped=found.structures_mapped,
@@ -299,6 +301,12 @@ def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) 
     cycles = max(compute.on_die_cycles, mem_cycles)
     read_bytes = sum(compute.dram_read_bytes_by_tensor.values())
     write_bytes = sum(compute.dram_write_bytes_by_tensor.values())
+    levels = to_jsonable(compute.levels)
+    level = compute.memory_level
+    if mem is not None:          # the cost model's memory level is replaced by the backend's figures
+        for record in levels:
+            if record.get("is_memory"):
+                record["replaced_by_memory_backend"] = True
     return {
         "cycles": cycles,
         "on_die_cycles": compute.on_die_cycles,
@@ -312,11 +320,19 @@ def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) 
         "dram_bytes": read_bytes + write_bytes,
         "dram_read_bytes": read_bytes,
         "dram_write_bytes": write_bytes,
+        "memory_energy_gap": _gap(mem.energy_pJ, level.energy_pJ) if mem and level else None,
+        "memory_cycles_gap": _gap(mem.cycles, level.bandwidth_bound_cycles) if mem and level else None,
         "overlap": OVERLAP,
-        "levels": to_jsonable(compute.levels),
+        "levels": levels,
         "cost_notes": list(compute.notes),
         "memory": to_jsonable(mem) if mem else None,
     }
+
+
+def _gap(backend: float, cost_model: float) -> float | None:
+    """The memory backend's figure over the cost model's own for the memory level, minus 1 (None: nothing to
+    compare)."""
+    return backend / cost_model - 1 if cost_model > 0 else None
 
 
 def network_summary(network: Network, operations: list[Operation]) -> dict[str, Any]:

@@ -295,16 +295,16 @@ class RelaxedPricing:
         chain_of = self.chain_index(keep[None])[0]
         first = tuple(self.chains[c][1] for c in chain_of)
         weights = parts["level0"][np.arange(len(chain_of)), chain_of, k]
-        options = self._passes(spatial[0], first)
-        if options is None:
+        extra = self._passes(spatial[0], first)
+        if extra is None:
             return 0.0
-        return max(0.0, min(float((extra @ weights).min()) for extra in options))
+        return max(0.0, float((extra @ weights).min()))
 
-    def _passes(self, split: np.ndarray, first: tuple[int, ...]) -> list[np.ndarray] | None:
+    def _passes(self, split: np.ndarray, first: tuple[int, ...]) -> np.ndarray | None:
         """For the outermost level's split and each tensor's first kept level below it: the extra passes per
         tensor [m, Tn] of every block that fits (the smallest is a maximal block's: a bigger block never fetches
-        anything more often), one array per choice of the deeper tensors held whole and of ``d*``; None when a block needs no loop at the
-        outermost level (memoised)."""
+        anything more often), for every choice of the deeper tensors held whole and of ``d*``, in one array; None
+        when a block needs no loop at the outermost level (memoised)."""
         key = (split.tobytes(), first)
         if key in self._pass_cache:
             return self._pass_cache[key]
@@ -321,16 +321,19 @@ class RelaxedPricing:
             inner = np.flatnonzero(~seq_g)
             if not loops[:, inner].any():
                 inner = np.flatnonzero(seq_g)             # only time-step loops: one is d*
+            by_columns: dict[tuple[bool, ...], list[int]] = {}    # the d* that count the same passes, together
             for g in inner:
-                rows = fit[loops[:, g]]
+                by_columns.setdefault(tuple(bool(rel_g[j, g] or (first[j] > 1 and j not in whole))
+                                            for j in counted), []).append(int(g))
+            for full_cols, group in by_columns.items():
+                rows = fit[loops[:, group].any(axis=1)]
                 if not len(rows):
                     continue
                 extra = np.zeros((len(rows), Tn))
-                for j in counted:
-                    full_j = rel_g[j, g] or (first[j] > 1 and j not in whole)
+                for j, full_j in zip(counted, full_cols):
                     extra[:, j] = (full[rows, j] if full_j else again[rows, j]) - 1
                 out.append(extra)
-        self._pass_cache[key] = out if out else None
+        self._pass_cache[key] = np.concatenate(out) if out else None
         return self._pass_cache[key]
 
     def _fitting(self, split: np.ndarray, first: tuple[int, ...], size: np.ndarray):

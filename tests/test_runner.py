@@ -19,7 +19,7 @@ from ntframe.workload.training import expand
 from tests.conftest import EXAMPLE, ntframe_cmd
 
 UNITLESS = {"name", "layer", "phase", "kind", "status", "macs", "flops", "utilisation", "mapper", "cost_model",
-            "memory", "error", "operations_ok", "operations_failed"}
+            "memory", "error", "operations_ok", "operations_failed", "memory_energy_gap", "memory_cycles_gap"}
 UNITS = ("_pJ", "_cycles", "cycles", "_bytes", "bytes", "_s", "_GFLOPS", "_per_W", "_W")
 
 

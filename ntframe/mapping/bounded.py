@@ -39,7 +39,7 @@ from ntframe.errors import MappingError
 from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.constraints import Constraints
 from ntframe.mapping.mapspace import MappingBatch, Problem, level_capacities
-from ntframe.mapping.space import Outcome, Space, objective_value, prime_factors
+from ntframe.mapping.space import Outcome, Shortlist, Space, objective_value, prime_factors
 
 EXPAND = 4
 """Partial mappings expanded at most per level of the per-structure search."""
@@ -171,8 +171,10 @@ class _Mapper:
     """Maps one structure level by level (innermost first), scoring partial mappings by the cost model with
     the loops not yet placed relaxed onto the next level out."""
 
-    def __init__(self, problem: Problem, arch: Architecture, c: Constraints, evaluate, objective: str) -> None:
+    def __init__(self, problem: Problem, arch: Architecture, c: Constraints, evaluate, objective: str,
+                 shortlist: Shortlist | None = None) -> None:
         self.p, self.arch, self.c, self.evaluate, self.objective = problem, arch, c, evaluate, objective
+        self.shortlist = shortlist
         self.K, self.D = len(arch.levels), problem.D
         self.caps = level_capacities(arch)
         self.bits8 = problem.bits / 8
@@ -334,6 +336,10 @@ class _Mapper:
         if ok.any():
             values[ok] = self.value(T[ok], S, R[ok], keep)
             self.valid += int(ok.sum())
+        if self.shortlist is not None:
+            self.shortlist.offer(values, lambda idx: MappingBatch(
+                T[idx], np.repeat(S[None], len(idx), 0), np.array([self._final_ranks(R[i], T[i]) for i in idx]),
+                np.repeat(keep[None], len(idx), 0)))
         return values
 
     def _final_ranks(self, R: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -361,7 +367,8 @@ structures), while budget is left."""
 
 def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, evaluations: int, seconds: float,
                    objective: str = "edp", constraints: Constraints | None = None,
-                   tolerance: float = TOLERANCE, incumbent: MappingBatch | None = None) -> Bounded:
+                   tolerance: float = TOLERANCE, incumbent: MappingBatch | None = None,
+                   shortlist: Shortlist | None = None) -> Bounded:
     """The best mapping of ``problem`` by ``objective`` (see the module docstring). ``bounder`` is a cost model's
     :meth:`~ntframe.components.CostModel.bounds`; ``evaluate`` prices batches with the same cost model
     (:func:`ntframe.mapping.search.batch_evaluator`).
@@ -371,7 +378,8 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
     (a chunk of structures at a time), then under each keep pattern (one structure at a time). A structure and
     keep pattern reached at the head of the queue is mapped. ``incumbent`` (a mapping of length 1, e.g. a short
     sampling search's) starts the search as its best mapping, so that structures whose bounds are loose cannot
-    end it with a worse one; its evaluation counts in the budget."""
+    end it with a worse one; its evaluation counts in the budget. ``shortlist`` is offered every complete mapping
+    priced."""
     c = constraints or Constraints()
     start = time.monotonic()
     structures = Structures(problem, arch, c)
@@ -386,7 +394,7 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
     cycles_floor = bounder.cycles_floor(S)
     cheap = score(np.full(n, bounder.floor_energy_pJ), cycles_floor)
     cheap_order = np.argsort(cheap, kind="stable")
-    mapper = _Mapper(problem, arch, c, evaluate, objective)
+    mapper = _Mapper(problem, arch, c, evaluate, objective, shortlist)
     heap: list[tuple[float, int, int, int, int, float, float]] = []
     counter = itertools.count()
     chunks: list[tuple[np.ndarray, dict]] = []
@@ -445,7 +453,7 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
         left_over = max(0, evaluations - mapper.priced - priced)
         if answer[1] is not None and (not left_over or time.monotonic() > start + seconds):
             break
-        value, batch, spent = _descend(space, batch, value, evaluate, score, left_over, start + seconds)
+        value, batch, spent = _descend(space, batch, value, evaluate, score, left_over, start + seconds, shortlist)
         priced += spent
         if value < answer[0]:
             answer = (value, batch)
@@ -457,7 +465,7 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
 
 
 def _descend(space: Space, batch: MappingBatch, value: float, evaluate, score, budget: int,
-             deadline: float) -> tuple[float, MappingBatch, int]:
+             deadline: float, shortlist: Shortlist | None = None) -> tuple[float, MappingBatch, int]:
     """Steepest descent from ``batch`` over :meth:`Space.neighbours` (one factor moved between any two slots,
     spatial ones included, two factors exchanged, a loop made innermost or outermost, a keep bit flipped) while
     it improves and the budget lasts: (its value, the best mapping, mappings priced)."""
@@ -473,9 +481,12 @@ def _descend(space: Space, batch: MappingBatch, value: float, evaluate, score, b
         fresh = fresh[:budget - priced]
         if not fresh:
             break
-        energy, cycles = evaluate(space.problem, cand.take(fresh))
+        priced_batch = cand.take(fresh)
+        energy, cycles = evaluate(space.problem, priced_batch)
         priced += len(fresh)
         values = score(energy, cycles)
+        if shortlist is not None:
+            shortlist.offer(values, priced_batch.take)
         i = int(np.argmin(values))
         if values[i] >= value * (1 - 1e-12):
             break

@@ -43,6 +43,44 @@ class Outcome:
     invalid_reasons: dict[str, int] = field(default_factory=dict)
 
 
+class Shortlist:
+    """The ``size`` best distinct complete mappings a search priced, by its objective: what
+    :func:`ntframe.mapping.search.search_operation` prices again with the cost model's own :meth:`evaluate` (the
+    figures it reports), to rank the finalists by what is reported rather than by the batch estimate."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: list[tuple[float, int, bytes, MappingBatch]] = []     # (value, arrival, key, batch), sorted
+        self.keys: set[bytes] = set()
+        self.arrivals = 0
+
+    def limit(self) -> float:
+        return self.items[-1][0] if len(self.items) >= self.size else np.inf
+
+    def offer(self, values: np.ndarray, rows: Callable[[np.ndarray], MappingBatch]) -> None:
+        """Candidates priced at ``values``; ``rows(idx)``: the batch of those rows (built only for the few that
+        enter: the best ``size`` under the current limit)."""
+        values = np.asarray(values, float)
+        idx = np.flatnonzero(np.isfinite(values) & (values < self.limit()))
+        if not len(idx):
+            return
+        idx = idx[np.argsort(values[idx], kind="stable")[:self.size]]
+        batch = rows(idx).canonical()
+        for row, (value, key) in enumerate(zip(values[idx], batch.keys())):
+            if key in self.keys or not value < self.limit():
+                continue
+            self.keys.add(key)
+            self.items.append((float(value), self.arrivals, key, batch.take([row])))
+            self.arrivals += 1
+            self.items.sort(key=lambda item: item[:2])
+            if len(self.items) > self.size:
+                self.keys.discard(self.items.pop()[2])
+
+    def best(self) -> list[tuple[float, MappingBatch]]:
+        """(value, mapping) best first; ties in arrival order."""
+        return [(value, batch) for value, _, _, batch in self.items]
+
+
 class Space:
     def __init__(self, problem: Problem, arch: Architecture, constraints: Constraints) -> None:
         self.problem, self.arch, self.c = problem, arch, constraints
@@ -338,4 +376,4 @@ def batch_evaluator(cost_model: "CostModel", architecture: Architecture) -> Eval
     return evaluate
 
 
-__all__ = ["Evaluator", "Outcome", "Space", "objective_value", "batch_evaluator", "prime_factors"]
+__all__ = ["Evaluator", "Outcome", "Shortlist", "Space", "objective_value", "batch_evaluator", "prime_factors"]
