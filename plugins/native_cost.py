@@ -146,9 +146,10 @@ class RelaxedPricing:
         bits = [axis_extents(whole, t.coef.astype(float)).prod() * float(problem.bits[j])
                 for j, t in enumerate(problem.tensors)]                   # each tensor's whole size, in bits
         self.compulsory_bits = sum(bits)
-        self._fit_cache: dict = {}
         self._block_cache: dict = {}
         self._pass_cache: dict = {}
+        self._group_cache: tuple | None = None
+        self._penalty_cache: dict = {}
         self.floor_energy_pJ = self.compute_energy + sum(
             b * (level0.read_energy_pJ_per_bit if t.role == READ else level0.write_energy_pJ_per_bit)
             for b, t in zip(bits, problem.tensors))
@@ -295,76 +296,77 @@ class RelaxedPricing:
         chain_of = self.chain_index(keep[None])[0]
         first = tuple(self.chains[c][1] for c in chain_of)
         weights = parts["level0"][np.arange(len(chain_of)), chain_of, k]
-        extra = self._passes(spatial[0], first)
-        if extra is None:
-            return 0.0
-        return max(0.0, float((extra @ weights).min()))
+        key = (spatial[0].tobytes(), first, weights.tobytes())      # structures often repeat these (memoised)
+        if key not in self._penalty_cache:
+            extra = self._passes(spatial[0], first)
+            self._penalty_cache[key] = 0.0 if extra is None else max(0.0, float((extra @ weights).min()))
+        return self._penalty_cache[key]
 
     def _passes(self, split: np.ndarray, first: tuple[int, ...]) -> np.ndarray | None:
         """For the outermost level's split and each tensor's first kept level below it: the extra passes per
         tensor [m, Tn] of every block that fits (the smallest is a maximal block's: a bigger block never fetches
         anything more often), for every choice of the deeper tensors held whole and of ``d*``, in one array; None
-        when a block needs no loop at the outermost level (memoised)."""
+        when a block needs no loop at the outermost level (memoised).
+
+        The rows come in a fixed order (per choice of the tensors held whole, per set of ``d*`` that count the
+        same passes, the blocks in order): :meth:`penalty`'s matrix product is computed on exactly this array,
+        whose last bits may depend on the rows' positions."""
         key = (split.tobytes(), first)
         if key in self._pass_cache:
             return self._pass_cache[key]
-        looped, size, full, rel_g, seq_g, again = self._blocks(split)
-        Tn = len(first)
+        blocks = self._blocks(split)
+        looped, rel_g, seq_g = blocks["looped"], blocks["rel_g"], blocks["seq_g"]
+        m, Tn = looped.shape[1], len(first)
         counted = [j for j in range(Tn) if first[j] < self.K]
-        out: list[np.ndarray] | None = []
-        for whole, ok in self._fitting(split, first, size):
-            fit = np.flatnonzero(ok)
-            loops = looped[fit]
-            if not loops.any(axis=1).all():
-                out = None                                # no loop at the outermost level: nothing fetched again
+        sources: dict[tuple[bool, ...], int] = {}      # the columns counting full passes -> their source's index
+        picks: list[np.ndarray] = []                    # rows of the stacked sources, in the output's order
+        for whole, ok in self._fitting(first, blocks["size"]):
+            if not (blocks["any_loop"] | ~ok).all():
+                picks = []                              # no loop at the outermost level: nothing fetched again
                 break
-            inner = np.flatnonzero(~seq_g)
-            if not loops[:, inner].any():
-                inner = np.flatnonzero(seq_g)             # only time-step loops: one is d*
+            inner = blocks["inner"] if (ok & blocks["any_inner"]).any() else blocks["seq_groups"]  # else time steps
             by_columns: dict[tuple[bool, ...], list[int]] = {}    # the d* that count the same passes, together
             for g in inner:
                 by_columns.setdefault(tuple(bool(rel_g[j, g] or (first[j] > 1 and j not in whole))
                                             for j in counted), []).append(int(g))
             for full_cols, group in by_columns.items():
-                rows = fit[loops[:, group].any(axis=1)]
-                if not len(rows):
-                    continue
-                extra = np.zeros((len(rows), Tn))
-                for j, full_j in zip(counted, full_cols):
-                    extra[:, j] = (full[rows, j] if full_j else again[rows, j]) - 1
-                out.append(extra)
-        self._pass_cache[key] = np.concatenate(out) if out else None
+                rows = np.flatnonzero(ok & np.logical_or.reduce(looped[group], axis=0))
+                if len(rows):
+                    picks.append(sources.setdefault(full_cols, len(sources)) * m + rows)
+        if not picks:
+            self._pass_cache[key] = None
+            return None
+        stacked = np.zeros((len(sources), m, Tn))      # per set of full columns: every block's extra passes
+        for full_cols, s in sources.items():
+            for j, full_j in zip(counted, full_cols):
+                stacked[s, :, j] = blocks["full_extra" if full_j else "again_extra"][:, j]
+        self._pass_cache[key] = np.take(stacked.reshape(-1, Tn), np.concatenate(picks), axis=0)
         return self._pass_cache[key]
 
-    def _fitting(self, split: np.ndarray, first: tuple[int, ...], size: np.ndarray):
+    def _fitting(self, first: tuple[int, ...], size: np.ndarray) -> list[tuple[list[int], np.ndarray]]:
         """For each choice of the tensors kept first below level 1 whose blocks sit whole in their level: that
-        choice and the blocks that fit (memoised)."""
-        key = (split.tobytes(), first)
-        if key not in self._fit_cache:
-            arch, K = self.arch, self.K
-            n = len(size)
-            fits1 = sum((size[:, j] for j, lvl in enumerate(first) if lvl == 1), np.zeros(n)) <= \
-                (arch.levels[1].capacity_bytes if K > 1 else math.inf)
-            deep = [j for j, lvl in enumerate(first) if 1 < lvl < K]
-            out = []
-            for held in range(2 ** len(deep)):
-                whole = [deep[x] for x in range(len(deep)) if held >> x & 1]
-                ok = fits1.copy()
-                for lvl in range(2, K):
-                    room = arch.levels[lvl].capacity_bytes * math.prod(arch.fanouts[1:lvl + 1])
-                    ok &= sum((size[:, j] for j in whole if first[j] == lvl), np.zeros(n)) <= room
-                if ok.any():
-                    out.append((whole, ok))
-            self._fit_cache[key] = out
-        return self._fit_cache[key]
+        choice and the blocks that fit [m]; ``size`` [Tn, m]: each tensor's block size in bytes."""
+        arch, K = self.arch, self.K
+        n = size.shape[1]
+        fits1 = sum((size[j] for j, lvl in enumerate(first) if lvl == 1), np.zeros(n)) <= \
+            (arch.levels[1].capacity_bytes if K > 1 else math.inf)
+        deep = [j for j, lvl in enumerate(first) if 1 < lvl < K]
+        out = []
+        for held in range(2 ** len(deep)):
+            whole = [deep[x] for x in range(len(deep)) if held >> x & 1]
+            ok = fits1.copy()
+            for lvl in range(2, K):
+                room = arch.levels[lvl].capacity_bytes * math.prod(arch.fanouts[1:lvl + 1])
+                ok &= sum((size[j] for j in whole if first[j] == lvl), np.zeros(n)) <= room
+            if ok.any():
+                out.append((whole, ok))
+        return out
 
-    def _blocks(self, split: np.ndarray):
-        """For the outermost level's split, every block per group of dimensions (that the same tensors index and
-        whose extents the same tensors count): the loops over blocks per group, each tensor's block size in bytes
-        (from one dimension per axis: a lower bound), its passes if every block loop fetches it again, and which
-        groups index each tensor (memoised)."""
-        key = split.tobytes()
-        if key not in self._block_cache:
+    def _groups(self) -> tuple[list[list[int]], np.ndarray, np.ndarray, np.ndarray]:
+        """The problem's groups of dimensions (that the same tensors index and whose extents the same tensors
+        count, time steps apart): their members, which are time steps [G], which index each tensor [Tn, G] and
+        which count in each tensor's block size [Tn, G] (memoised)."""
+        if self._group_cache is None:
             problem = self.problem
             Tn = len(problem.tensors)
             rel = np.array([t.relevant for t in problem.tensors])
@@ -380,21 +382,54 @@ class RelaxedPricing:
                 groups.setdefault((tuple(rel[:, d]), tuple(counted[:, d]), d in seq), []).append(d)
             members = list(groups.values())
             seq_g = np.array([g[0] in seq for g in members])
+            rel_g = np.array([[rel[j, g[0]] for g in members] for j in range(Tn)])
+            counted_g = np.array([[counted[j, g[0]] for g in members] for j in range(Tn)])
+            self._group_cache = (members, seq_g, rel_g, counted_g)
+        return self._group_cache
+
+    def _blocks(self, split: np.ndarray) -> dict:
+        """For the outermost level's split, every block per group of dimensions (:meth:`_groups`): ``looped``
+        [G, m], the loops over blocks per group; ``size`` [Tn, m], each tensor's block size in bytes (from one
+        dimension per axis: a lower bound); ``full_extra`` and ``again_extra`` [m, Tn], each tensor's passes less
+        one if every block loop fetches it again, and if only the time steps do; ``rel_g`` [Tn, G], which groups
+        index each tensor; ``seq_g`` [G], which are time steps; and for :meth:`_passes`: ``any_loop`` [m] (a loop
+        at all), ``inner`` (the groups that are not time steps), ``any_inner`` [m] (a loop over one of those) and
+        ``seq_groups`` (memoised)."""
+        key = split.tobytes()
+        if key not in self._block_cache:
+            problem = self.problem
+            Tn = len(problem.tensors)
+            members, seq_g, rel_g, counted_g = self._groups()
             X = problem.bounds // split
             share = np.array([int(np.prod(X[g])) for g in members], np.int64)
             grid, _ = Tiles(np.where(seq_g, 1, share)).grid(len(share))    # time steps: outermost loops, always
-            ratio = share[None, :] / grid.astype(float)
-            rel_g = np.array([[rel[j, g[0]] for g in members] for j in range(Tn)])
-            counted_g = np.array([[counted[j, g[0]] for g in members] for j in range(Tn)])
-            size = np.stack([np.where(counted_g[j], grid, 1).prod(axis=1) * problem.bits[j] / 8
-                             for j in range(Tn)], 1).astype(float)
-            full = np.stack([np.where(rel_g[j], 1, ratio).prod(axis=1) for j in range(Tn)], 1)
-            seq_full = np.stack([np.where(rel_g[j] | ~seq_g, 1, ratio).prod(axis=1) for j in range(Tn)], 1)
-            # a tensor that d* does not index still comes again for every time-step loop it does not index once
-            # it has a loop at the outermost level over a dimension it indexes (the time-step loops are outermost)
-            looped = np.stack([((ratio > 1) & rel_g[j] & ~seq_g).any(axis=1) for j in range(Tn)], 1)
-            again = np.where(looped, seq_full, 1.0)
-            self._block_cache[key] = (ratio > 1, size, full, rel_g, seq_g, again)
+            ratio = share[None, :] / grid.astype(float)                 # whole numbers: the grid divides
+            block_loops = ratio > 1
+            # per tensor [Tn, m]: products over groups of whole numbers (exact in any order), one group at a time
+            grid_g, ratio_g, loops_g = grid.T.copy(), ratio.T.copy(), block_loops.T.copy()      # [G, m]
+            m = len(grid)
+            size, full, seq_full = np.ones((Tn, m), np.int64), np.ones((Tn, m)), np.ones((Tn, m))
+            looped = np.zeros((Tn, m), bool)
+            for j in range(Tn):
+                for g in range(len(members)):
+                    if counted_g[j, g]:
+                        size[j] *= grid_g[g]
+                    if not rel_g[j, g]:
+                        full[j] *= ratio_g[g]
+                        if seq_g[g]:
+                            seq_full[j] *= ratio_g[g]
+                    elif not seq_g[g]:
+                        # a tensor that d* does not index still comes again for every time-step loop it does not
+                        # index once it has a loop at the outermost level over a dimension it indexes (the
+                        # time-step loops are outermost)
+                        looped[j] |= loops_g[g]
+            full, again = full.T, np.where(looped, seq_full, 1.0).T
+            inner = np.flatnonzero(~seq_g)
+            self._block_cache[key] = {
+                "looped": loops_g, "size": size * problem.bits[:, None] / 8, "full_extra": full - 1,
+                "again_extra": again - 1,
+                "rel_g": rel_g, "seq_g": seq_g, "any_loop": loops_g.any(axis=0), "inner": inner,
+                "any_inner": loops_g[inner].any(axis=0), "seq_groups": np.flatnonzero(seq_g)}
         return self._block_cache[key]
 
     def _noc_cycles(self, bits: np.ndarray) -> np.ndarray:

@@ -274,10 +274,12 @@ class _Mapper:
             Tn[:, level] = inner
             Tn[:, order_level] = outer
             cand_T, cand_R, cand_E = [], [], []
-            masks = Tn[:, order_level] > 1
-            for mask in np.unique(masks, axis=0):
-                rows = np.flatnonzero((masks == mask).all(axis=1))
-                ranks = self.orders(order_level, tuple(np.flatnonzero(mask)))
+            # the sets of dimensions looping at order_level, in lexicographic order of their masks (the first
+            # dimension most significant), as the bits of one number each
+            masks = (Tn[:, order_level] > 1).astype(np.int64) @ (1 << np.arange(self.D - 1, -1, -1))
+            for mask in np.unique(masks):
+                rows = np.flatnonzero(masks == mask)
+                ranks = self.orders(order_level, tuple(np.flatnonzero(mask >> np.arange(self.D - 1, -1, -1) & 1)))
                 Rn = np.repeat(R[None], len(rows) * len(ranks), 0)
                 Rn[:, order_level] = np.tile(ranks, (len(rows), 1))
                 cand_T.append(np.repeat(Tn[rows], len(ranks), 0))

@@ -55,8 +55,15 @@ class Problem:
                                       t.precision_bits))
         self.tensors = tensors
         self.bits = np.array([t.bits for t in tensors], dtype=np.int64)
-        self.coef_all = np.concatenate([t.coef for t in tensors]).astype(float)          # [sum A, D]
+        self.coef_int = np.concatenate([t.coef for t in tensors])                      # [sum A, D]
+        self.coef_all = self.coef_int.astype(float)                                    # [sum A, D]
         self.axis_starts = np.cumsum([0] + [t.coef.shape[0] for t in tensors])[:-1]
+        # the same per tensor, for analysing every tensor at once
+        self.relevant = np.array([t.relevant for t in tensors]).reshape(len(tensors), len(self.dims))  # [Tn, D]
+        self.roles = np.array([t.role for t in tensors], np.int64)                       # [Tn]
+        self.axis_tensor = np.repeat(np.arange(len(tensors)), [t.coef.shape[0] for t in tensors])   # [sum A]
+        self.axis_ends = (self.axis_starts + [t.coef.shape[0] for t in tensors])[self.axis_tensor]  # [sum A]
+        self.shape_all = np.array([n for t in op.tensors for n in t.shape], float)      # [sum A]: stored shape
 
     def extents(self, E: np.ndarray) -> np.ndarray:
         """Elements of every tensor touched by tiles with extents E[..., D]: [..., Tn]."""
@@ -199,9 +206,14 @@ class Analysis:
 
 
 def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
+    """The reuse analysis of every mapping of the batch (``docs/model.md``), every tensor and every child level
+    at once. Tile extents, loop counts and sibling products are integers (exact in any order); where fractions
+    are rounded (the sliding-window overlaps, the access sums) the operations and their order are those of the
+    analysis done one tensor and one level pair at a time: the counts are the same to the last bit."""
     T, S, R, keep = batch.T, batch.S, batch.R, batch.keep
     B, K, D = T.shape
     Tn = len(problem.tensors)
+    rel, starts, owner = problem.relevant, problem.axis_starts, problem.axis_tensor
     E = np.ones((B, K + 1, D), np.int64)
     for lvl in range(K - 1, -1, -1):
         E[:, lvl] = E[:, lvl + 1] * T[:, lvl] * S[:, lvl + 1]
@@ -211,104 +223,100 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
     temporal_steps = T.prod(axis=(1, 2))
     key = np.arange(K)[None, :, None] * (D + 1) + R    # loop order across levels, outermost smallest
     # what one instance of each level covers over the whole operation (its share of every dimension)
-    share = problem.bounds[None, None, :] / np.cumprod(S[:, :K], axis=1)
+    divided = np.cumprod(S[:, :K], axis=1)
+    share = problem.bounds[None, None, :] / divided
     rows = np.arange(B)
-    reads = np.zeros((B, K, Tn))
+
+    # loop statistics above every child level c = 1..K (index c - 1), per tensor: [B, K, Tn]. The compute units
+    # (c = K) hold no operand between points (as in Timeloop): every temporal step reads its operands again
+    looping = T > 1                                                             # [B, K(level), D]
+    above = np.arange(K)[:, None] < np.arange(1, K + 1)[None, :]               # [K(level), K(child)]
+    loops = looping[:, None, None, :, :] & above.T[None, :, None, :, None] & rel[None, None, :, None, :]
+    masked = np.where(loops, key[:, None, None], -1).reshape(B, K, Tn, K * D)  # [B, K(child), Tn, K*D]
+    idx = masked.argmax(axis=3)                                                 # the innermost relevant loop
+    kmax = masked.max(axis=3)
+    inside = (key[:, None, None] <= kmax[..., None, None]) & looping[:, None, None] & above.T[None, :, None, :, None]
+    changes = np.where(inside, T[:, None, None], 1).prod(axis=(3, 4)).astype(float)
+    changes[:, K - 1] = temporal_steps.astype(float)[:, None]
+    has = kmax >= 0
+    has[:, K - 1] = False
+    lstar, dstar = idx // D, idx % D
+    bstar = T.reshape(B, K * D)[rows[:, None, None], idx].astype(float)
+    step = step_of_level[rows[:, None, None], lstar, dstar]
+
+    # elements brought in over all changes of each child's tile below the loops above it: the whole tile at each
+    # change, less what the previous tile along the innermost moving loop shares (sliding windows)
+    ext = axis_extents(E[:, 1:].astype(float), problem.coef_all)               # [B, K, sum A]
+    cstar = problem.coef_int[np.arange(len(owner)), dstar[:, :, owner]]         # [B, K, sum A]
+    shift = cstar * step[:, :, owner]
+    overlap = np.multiply.reduceat(np.where(cstar > 0, np.clip(ext - shift, 0, None) / ext, 1.0), starts, axis=2)
+    overlap = np.where(np.logical_or.reduceat(cstar > 0, starts, axis=2), overlap, 0.0)
+    new = 1.0 - overlap
+    eff = np.where(has, changes / bstar * (1 + (bstar - 1) * new), changes)
+    moved = eff * np.multiply.reduceat(ext, starts, axis=2)                    # [B, K(child), Tn]
+
+    # a child level that keeps the tensor (the compute units always do) is served by the nearest level above it
+    # that keeps it, its parent
+    child_kept = np.concatenate([keep[:, 1:], np.ones((B, 1, Tn), bool)], axis=1)            # [B, K(child), Tn]
+    nearest_kept = np.maximum.accumulate(np.where(keep, np.arange(K)[None, :, None], -1), axis=1)  # [B, K, Tn]
+    active = child_kept & (nearest_kept >= 0)
+    parent = np.maximum(nearest_kept, 0)
+    # children with different data each get their tile, identical tiles go once (multicast); each element
+    # arriving combines the partial sums of the children that split a reduction: products over the spatial rows
+    # between parent and child of the dimensions that index the tensor and of those that do not, from products
+    # over the rows from the top [B, K+2, 2 Tn]
+    split_by = np.concatenate([rel, ~rel])                                      # [2 Tn, D]
+    per_row = np.where(split_by.T[:, None, None, :], S.transpose(2, 0, 1)[..., None], 1).prod(axis=0)  # [B, K+1, 2Tn]
+    prefix = np.cumprod(np.concatenate([np.ones((B, 1, 2 * Tn), np.int64), per_row], axis=1), axis=1)
+    between = prefix[:, 2:] // prefix[rows[:, None, None], parent[:, :, np.arange(2 * Tn) % Tn] + 1,
+                                      np.arange(2 * Tn)]                         # [B, K(child), 2 Tn]
+    siblings, fan_in = between[..., :Tn], between[..., Tn:]
+    # elements an instance of each level touches for the first time: an accumulated element's first update
+    # needs no read (partial sums start at zero)
+    first = _first_touched(problem, share, divided)                            # [B, K, Tn]
+    first_parent = first[rows[:, None, None], parent, np.arange(Tn)]
+    served = np.where(active, moved * siblings, 0.0)                           # [B, K(child), Tn]
+    is_read, is_accumulate = problem.roles == READ, problem.roles == ACCUMULATE
+    # what each child brings to its parent's reads, updates and adds [3, B, K(child), Tn]
+    brought = np.stack([np.where(is_accumulate, np.where(active, np.clip(served - first_parent, 0, None), 0.0),
+                                 np.where(problem.roles == WRITE, 0.0, served)),
+                        np.where(is_read, 0.0, served),
+                        np.where(is_accumulate, served * (fan_in - 1), 0.0)])
+    # summed at each parent child by child, from the top (adding zero elsewhere changes nothing)
+    is_parent = parent[:, :, None, :] == np.arange(K)[None, None, :, None]     # [B, K(child), K, Tn]
+    totals = np.zeros((3, B, K, Tn))
+    for c in range(K):
+        totals += np.where(is_parent[:, c], brought[:, :, c, None, :], 0.0)
+    reads, updates, adds = totals
+    own = np.where(active[:, :K - 1], moved[:, :K - 1], 0.0)                   # children 1..K-1, kept levels
     fills = np.zeros((B, K, Tn))
-    updates = np.zeros((B, K, Tn))
-    tile_el = np.zeros((B, K, Tn))
-    adds = np.zeros((B, K, Tn))
-    for j, t in enumerate(problem.tensors):
-        rel = t.relevant
-        coef = t.coef.astype(float)
-        # loop statistics above every child level c = 1..K; the compute units (c = K) hold no operand between
-        # points (as in Timeloop): every temporal step reads its operands again
-        stats = {}
-        for c in range(1, K + 1):
-            Tl, kl = T[:, :c], key[:, :c]
-            act = (Tl > 1) & rel[None, None, :]
-            masked = np.where(act, kl, -1).reshape(B, -1)
-            idx = masked.argmax(axis=1)
-            kmax = masked[rows, idx]
-            inside = (kl <= kmax[:, None, None]) & (Tl > 1)
-            changes = np.where(inside, Tl, 1).prod(axis=(1, 2)).astype(float)
-            distinct = np.where(act, Tl, 1).prod(axis=(1, 2)).astype(float)
-            lstar, dstar = idx // D, idx % D
-            bstar = Tl.reshape(B, -1)[rows, idx].astype(float)
-            step = step_of_level[rows, lstar, dstar]
-            if c == K:
-                changes = temporal_steps.astype(float)
-                kmax = np.full(B, -1)
-            stats[c] = (changes, distinct, kmax >= 0, dstar, bstar, step)
-
-        def moved(c: int, X: np.ndarray) -> np.ndarray:
-            """Elements brought in over all changes of a tile with extents X[B, D] below loops 0..c-1:
-            the whole tile at each change, less what the previous tile along the innermost moving loop shares
-            (sliding windows)."""
-            changes, _, has, dstar, bstar, step = stats[c]
-            ext = axis_extents(X.astype(float), coef)                          # [B, A]
-            cstar = t.coef[:, dstar].T                                         # [B, A]
-            shift = cstar * step[:, None]
-            overlap = np.where(cstar > 0, np.clip(ext - shift, 0, None) / ext, 1.0).prod(axis=1)
-            overlap = np.where((cstar > 0).any(axis=1), overlap, 0.0)
-            new = 1.0 - overlap
-            eff = np.where(has, changes / bstar * (1 + (bstar - 1) * new), changes)
-            return eff * ext.prod(axis=1)
-
-        kept = keep[:, :, j]
-        # elements an instance of each level touches for the first time: an accumulated element's first
-        # update needs no read (partial sums start at zero)
-        first = np.prod(axis_extents(share, coef), axis=2)                 # [B, K]
-        for c in range(1, K + 1):
-            child_kept = kept[:, c] if c < K else np.ones(B, bool)
-            Xc = E[:, c]
-            child_moved = moved(c, Xc)
-            for a in range(c - 1, -1, -1):
-                between = np.ones(B, bool)
-                for m in range(a + 1, c):
-                    between &= ~kept[:, m]
-                active = child_kept & kept[:, a] & between
-                if not active.any():
-                    continue
-                # children with different data each get their tile; identical tiles go once (multicast)
-                siblings = np.where(rel[None, None, :], S[:, a + 1:c + 1], 1).prod(axis=(1, 2))
-                served = np.where(active, child_moved * siblings, 0.0)
-                if t.role == READ:
-                    reads[:, a, j] += served
-                elif t.role == ACCUMULATE:
-                    updates[:, a, j] += served
-                    reads[:, a, j] += np.where(active, np.clip(served - first[:, a], 0, None), 0.0)
-                    # each element arriving combines the partial sums of the children that split a reduction
-                    fan_in = np.where(rel[None, None, :], 1, S[:, a + 1:c + 1]).prod(axis=(1, 2))
-                    adds[:, a, j] += served * (fan_in - 1)
-                elif t.role == READWRITE:
-                    reads[:, a, j] += served
-                    updates[:, a, j] += served
-                else:
-                    updates[:, a, j] += served
-                if c < K:
-                    own = np.where(active, child_moved, 0.0)
-                    if t.role in (READ, READWRITE):
-                        fills[:, c, j] += own
-                    elif t.role == ACCUMULATE:
-                        fills[:, c, j] += np.where(active, np.clip(own - first[:, c], 0, None), 0.0)
+    fills[:, 1:] += np.where(is_accumulate, np.where(active[:, :K - 1], np.clip(own - first[:, 1:], 0, None), 0.0),
+                             np.where(is_read | (problem.roles == READWRITE), own, 0.0))
     tile_el = np.where(keep, problem.extents(E[:, :K].astype(float)), 0)
-    runs = np.ones((B, Tn))
-    for j, t in enumerate(problem.tensors):
-        kept_below = np.concatenate([keep[:, 1:, j], np.ones((B, 1), bool)], axis=1)     # levels 1..K-1, compute
-        child = kept_below.argmax(axis=1) + 1                                            # nearest kept child
-        X = E[rows, child].astype(float)                                                 # its tile
-        ext = np.minimum(axis_extents(X, t.coef.astype(float)), problem.op.tensors[j].shape)
-        run = np.ones(B)
-        partial = np.zeros(B, bool)
-        for a in range(ext.shape[1] - 1, -1, -1):        # trailing full axes join into one run
-            run = np.where(partial, run, run * ext[:, a])
-            partial |= ext[:, a] < problem.op.tensors[j].shape[a]
-        runs[:, j] = run
+    # DRAM runs: contiguous elements (row-major, stored shape) of the tile of each tensor's nearest kept child
+    # of the outermost level: the product of its extents along the trailing axes up to the last one that does
+    # not span the whole tensor (whole numbers: exact in any order)
+    child = child_kept.argmax(axis=1) + 1                                       # [B, Tn]
+    child_ext = axis_extents(E[rows[:, None], child].astype(float), problem.coef_all)  # [B, Tn, sum A]
+    run_ext = np.minimum(child_ext[:, owner, np.arange(len(owner))], problem.shape_all)  # [B, sum A]
+    short = (run_ext < problem.shape_all).astype(np.int64)
+    short_from = np.cumsum(short[:, ::-1], axis=1)[:, ::-1]                    # short axes from each on
+    short_after = short_from - short - np.append(short_from, np.zeros((B, 1), np.int64), axis=1)[:, problem.axis_ends]
+    runs = np.multiply.reduceat(np.where(short_after == 0, run_ext, 1.0), starts, axis=1)
     tile_bytes = np.ceil(tile_el * problem.bits[None, None, :] / 8).sum(axis=2)
-    vault_rep = np.stack([np.where(t.relevant[None, :], 1, S[:, 0]).prod(axis=1) for t in problem.tensors], 1)
+    vault_rep = np.where(rel[None], 1, S[:, 0, None, :]).prod(axis=2)
     return Analysis(reads, fills, updates, tile_el, tile_bytes, instances, compute_instances, temporal_steps,
                     runs, vault_rep, adds)
+
+
+def _first_touched(problem: Problem, share: np.ndarray, divided: np.ndarray) -> np.ndarray:
+    """[B, K, Tn]: the elements of each tensor one instance of each level touches over the operation, its share
+    ``share`` [B, K, D] (the bounds over the splits ``divided`` above it). A whole share's extents are integers,
+    counted for every tensor at once; a share that is a fraction (a batch that does not factorise the bounds) is
+    counted one tensor at a time, the bounding-box products rounded as they always were."""
+    if (problem.bounds[None, None, :] % divided == 0).all():
+        return np.multiply.reduceat(axis_extents(share, problem.coef_all), problem.axis_starts, axis=2)
+    return np.stack([np.prod(axis_extents(share, t.coef.astype(float)), axis=2) for t in problem.tensors], 2)
 
 
 def problems_batch(problem: Problem, batch: MappingBatch, arch: Architecture,
