@@ -15,20 +15,21 @@ its fix. Plugins are loaded once per process (:func:`plugin_host`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
-from ntframe.bundle import Results
+from ntframe.bundle import Results, usable_folder
 from ntframe.errors import SpecError
 from ntframe.host import PluginHost
-from ntframe.runner import Resolved, resolve
+from ntframe.runner import OPERATION_TIMEOUT_S, Resolved, resolve
 from ntframe.spec import LoadedSpec, Override, load_spec
 
 SpecSource = str | os.PathLike | Mapping[str, Any]
-Overrides = Mapping[str, Any] | Sequence[Override] | None
+Overrides = Mapping[str, Any] | Sequence[Override | str] | None
 Progress = Callable[[int, int, str], None]
 
 _host: PluginHost | None = None
@@ -62,21 +63,32 @@ def validate(spec: SpecSource, overrides: Overrides = None, *, host: PluginHost 
 
 def run(spec: SpecSource | Resolved, overrides: Overrides = None, *, write: bool | str | os.PathLike = False,
         host: PluginHost | None = None, progress: Progress | None = None,
-        base: str | os.PathLike | None = None, jobs: int | None = None) -> Results:
+        base: str | os.PathLike | None = None, jobs: int | None = None,
+        operation_timeout_s: float | None = OPERATION_TIMEOUT_S, deadline_s: float | None = None) -> Results:
     """Simulate one training step of the spec. ``write=True`` also writes the bundle to the spec's ``output``
-    folder (as ``ntframe run`` does), a path writes it there; ``Results.written`` says what was written.
-    ``jobs``: worker processes for the operations not in the mapping cache (default ``NTFRAME_JOBS``, else every
-    core this process may use; 1 = none); it changes the time, never a figure."""
+    folder (as ``ntframe run`` does; checked before any work), a path writes it there; ``Results.written`` says
+    what was written. ``jobs``: worker processes for the operations not in the mapping cache (default
+    ``NTFRAME_JOBS``, else every core this process may use); it changes the time, never a figure.
+    ``operation_timeout_s`` (default 1,800 s) bounds each operation's mapping and simulation, ``deadline_s`` the
+    whole run (None: no bound): an operation stopped by either is an error row, the others' figures stand."""
     from ntframe.runner import run as run_resolved
     resolved = spec if isinstance(spec, Resolved) else validate(spec, overrides, host=host, base=base)
+    target = None if write is False else resolved.loaded.output_folder(None if write is True else write)
+    fresh = target is not None and not target.exists()
+    folder = None if target is None else usable_folder(target)
     started = time.perf_counter()
-    results = Results(run_resolved(resolved, progress, jobs))
+    try:
+        results = Results(run_resolved(resolved, progress, jobs, operation_timeout_s, deadline_s))
+    except BaseException:
+        if fresh and folder is not None:        # made only to check it: nothing half-written is left
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     cache = resolved.cache
     results.stats = {"elapsed_s": time.perf_counter() - started,
                      "mapping_cache_hits": cache.hits if cache and cache.folder else None,
                      "mapping_cache_misses": cache.misses if cache and cache.folder else None}
-    if write is not False:
-        folder = resolved.loaded.output_folder(None if write is True else write)
+    if folder is not None:
         results.written = results.write(folder)
     return results
 
@@ -85,11 +97,12 @@ def compare(spec: SpecSource | Resolved, *, cost_models: Sequence[str] | None = 
             mappers: Sequence[str] | None = None, memories: Sequence[str] | None = None,
             mapping_from: str | None = None, cost_model: str | None = None, operations: Sequence[str] | None = None,
             baseline: str | None = None, overrides: Overrides = None, host: PluginHost | None = None,
-            base: str | os.PathLike | None = None):
+            base: str | os.PathLike | None = None, operation_timeout_s: float | None = OPERATION_TIMEOUT_S):
     """Several cost models on the same mapping per operation (``cost_models``, optionally each with every one of
     ``memories``, mapped with the spec's cost model or ``mapping_from``), or several mappers on the same cost model
     (``mappers``, searching with the spec's cost model or ``cost_model``). Returns a
-    :class:`ntframe.studies.compare.Comparison` (ratios against ``baseline``, default the first column)."""
+    :class:`ntframe.studies.compare.Comparison` (ratios against ``baseline``, default the first column).
+    ``operation_timeout_s`` bounds each operation's cells (None: no bound); a stopped one is an error cell."""
     from ntframe.studies import compare as study
     if bool(cost_models) == bool(mappers):
         raise SpecError("compare needs exactly one of cost_models (--cost-models A,B,...) or mappers "
@@ -100,11 +113,12 @@ def compare(spec: SpecSource | Resolved, *, cost_models: Sequence[str] | None = 
     if cost_models:
         document = study.compare_cost_models(resolved, host, study.distinct(cost_models, "--cost-models"),
                                              study.distinct(memories, "--memory") if memories else None,
-                                             mapping_from, only)
+                                             mapping_from, only, operation_timeout_s)
     else:
         if memories or mapping_from:
             raise SpecError("--memory and --mapping-from go with --cost-models, not --mappers")
-        document = study.compare_mappers(resolved, host, study.distinct(mappers, "--mappers"), cost_model, only)
+        document = study.compare_mappers(resolved, host, study.distinct(mappers, "--mappers"), cost_model, only,
+                                         operation_timeout_s)
     return study.Comparison(document, baseline, output_folder=resolved.loaded.output_folder(None) / "compare")
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ntframe.cache import new_file_mode
 from ntframe.errors import SpecError, ToolError
 
 SCHEMA = "ntframe.results/1"
@@ -83,10 +84,33 @@ PHASE_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def shared_mode(tmp: str) -> None:
+    """Give a file made by ``tempfile.mkstemp`` (always 0600) the mode a plain ``open`` would: 0666 less the
+    umask, so results can be shared as the user's other files are."""
+    os.chmod(tmp, new_file_mode())
+
+
+def usable_folder(folder: Path) -> Path:
+    """``folder``, made if missing, once a file could be written in it and removed: checked before any work, so a
+    run never ends unable to write what it computed. A folder that cannot be used is a SpecError (exit 2) naming
+    it and why."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".ntframe-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SpecError(f"the output folder {folder} cannot be written ({exc.strerror or exc}); choose another "
+                        f"with -o or the spec's output") from None
+    return folder
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole or not at all (a temporary file beside it, then a rename)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        shared_mode(tmp)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)
@@ -185,6 +209,7 @@ def write_parquet(document: dict[str, Any], table: str, path: Path) -> Path:
     os.close(fd)
     try:
         pq.write_table(data, tmp)
+        shared_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -198,6 +223,7 @@ class Written:
 
     paths: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rescued_from: str | None = None     # the folder asked for and why it failed, when written elsewhere instead
 
 
 def write_bundle(document: dict[str, Any], folder: Path) -> Written:
@@ -205,7 +231,7 @@ def write_bundle(document: dict[str, Any], folder: Path) -> Written:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = Written()
-    atomic_write(folder / "results.json", json.dumps(document, indent=1, sort_keys=False) + "\n")
+    atomic_write(folder / "results.json", json.dumps(document, indent=1, sort_keys=False, allow_nan=False) + "\n")
     atomic_write(folder / "operations.csv", csv_text(document))
     written.paths += [folder / "results.json", folder / "operations.csv"]
     if parquet_available():
@@ -273,8 +299,15 @@ class Results:
         return write_parquet(self.document, table, path)
 
     def write(self, folder: str | Path) -> Written:
-        """The whole bundle into ``folder``."""
-        self.written = write_bundle(self.document, Path(folder))
+        """The whole bundle into ``folder``. When it cannot be written there (a full disk, a folder gone), the
+        bundle goes to a fresh folder under the system's temporary folder instead, and ``Written.rescued_from``
+        names the folder that failed and why: computed results are never lost."""
+        try:
+            self.written = write_bundle(self.document, Path(folder))
+        except OSError as exc:
+            rescue = Path(tempfile.mkdtemp(prefix="ntframe-results-"))
+            self.written = write_bundle(self.document, rescue)
+            self.written.rescued_from = f"{folder} ({exc.strerror or exc})"
         return self.written
 
     def __repr__(self) -> str:

@@ -5,24 +5,82 @@ and options, the budget's evaluations, the seed, the cost model's plugin, versio
 shapes within a run are served from memory by the runner; the cache serves re-runs and other specs with the
 same shapes. Searches cut short by their seconds cap are not cached (their result depends on the machine).
 Folder: ``NTFRAME_CACHE_DIR``, else ``~/.cache/ntframe``; ``mapper: {cache: false}`` turns it off.
+
+An entry that cannot be read, is not a JSON object, or that the caller's ``validate`` refuses is a miss and is
+deleted (the next ``put`` writes it again): a damaged cache costs time, never a traceback or a wrong figure.
+Entries are written whole (a temporary file, then a rename) with the permissions the umask gives new files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
-CACHE_SCHEMA = 6
+CACHE_SCHEMA = 7
 """Part of every key: bump it when a change to ntframe alters what a search or a cost model returns for the same
 inputs (the reference plugins' versions follow ntframe's, which a development change does not bump), so
 results cached before the change are not served after it. 2: the native search's descent phase; 3: the native
 cost model charges spatial-reduction adders; 4: the bounded search, and zigzag-loma under constraints; 5: the
 native cost model's DRAM bytes are the trace's lines, hmc-analytic's stratified sampling (issue 13); 6: the
-searches re-rank their finalists by the cost model's evaluate."""
+searches re-rank their finalists by the cost model's evaluate; 7: entries sealed with their SHA-256, components'
+cache identities in the keys."""
+
+
+T = TypeVar("T")
+_umask: int | None = None
+
+
+def new_file_mode() -> int:
+    """The mode ``open`` would give a new file under the process's umask (read once, at the first write)."""
+    global _umask
+    if _umask is None:
+        _umask = os.umask(0)
+        os.umask(_umask)
+    return 0o666 & ~_umask
+
+
+def from_json(cls: type[T], data: Any) -> T:
+    """The dataclass ``cls`` built from what :func:`ntframe.results.to_jsonable` made of one, every field checked
+    against its annotation (a list for a tuple, any number for a float, a whole number for an int); TypeError if
+    ``data`` does not have that shape. Made for ``MappingCache.get``'s ``validate``."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}       # type: ignore[arg-type]
+    if unknown:
+        raise TypeError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+    return cls(**{name: _typed(hints[name], value) for name, value in data.items()})
+
+
+def _typed(annotation: Any, value: Any) -> Any:
+    """``value`` (JSON) as ``annotation`` says, or TypeError (also for an annotation this does not know:
+    only dataclasses, tuples, dicts, int, float, str, bool and Any are)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if dataclasses.is_dataclass(annotation):
+        return from_json(annotation, value)
+    if origin is tuple and isinstance(value, list):
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(args[0], v) for v in value)
+        if len(args) == len(value):
+            return tuple(_typed(a, v) for a, v in zip(args, value))
+    elif origin is dict and isinstance(value, dict):
+        return {_typed(args[0], k): _typed(args[1], v) for k, v in value.items()}
+    elif annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    elif annotation is int and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and (isinstance(value, int) or value.is_integer()):
+        return int(value)
+    elif annotation in (str, bool) and isinstance(value, annotation):
+        return value
+    raise TypeError(f"{value!r:.40} is not {annotation}")
 
 
 def cache_folder() -> Path:
@@ -48,26 +106,49 @@ class MappingCache:
         """Whether an entry is there (not counted as a hit or a miss; ``get`` may still find it unreadable)."""
         return self.folder is not None and self._path(key).is_file()
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, validate: Callable[[dict[str, Any]], T] | None = None) -> dict[str, Any] | T | None:
+        """The entry under ``key`` (with ``validate``: what it returns for the entry), or None. An entry that
+        cannot be read, whose SHA-256 seal does not match its content (damaged since it was written), is not a
+        JSON object, or that ``validate`` raises on (or returns None for) is a miss, and is deleted."""
         if self.folder is None:
             return None
+        path = self._path(key)
+        value = None
         try:
-            data = json.loads(self._path(key).read_text())
-        except (OSError, ValueError):
+            sealed = json.loads(path.read_bytes())
+            payload = sealed["payload"]
+            if hashlib.sha256(payload.encode()).hexdigest() == sealed["sha256"]:     # not damaged since written
+                data = json.loads(payload)
+                if isinstance(data, dict):
+                    value = data if validate is None else validate(data)
+        except Exception:       # missing, unreadable, not JSON, damaged, nested too deep, or refused by validate
+            pass
+        if value is None:
             self.misses += 1
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass            # a read-only cache: still a miss
             return None
         self.hits += 1
-        return data
+        return value
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         if self.folder is None:
             return
         path = self._path(key)
+        tmp: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            payload = json.dumps(value, allow_nan=False)
             with os.fdopen(fd, "w") as fh:
-                json.dump(value, fh)
+                json.dump({"sha256": hashlib.sha256(payload.encode()).hexdigest(), "payload": payload}, fh)
+            os.chmod(tmp, new_file_mode())      # mkstemp makes it 0600 whatever the umask
             os.replace(tmp, path)
-        except OSError:
-            pass        # a cache that cannot be written only costs speed
+            tmp = None
+        except (OSError, ValueError):
+            pass        # a cache that cannot be written (or a value that is not strict JSON) only costs speed
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)

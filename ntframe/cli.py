@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,11 +33,14 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ntframe.runner import operations_of
     resolved = _load(args)
     arch = resolved.architecture
+    network, operations = operations_of(resolved)        # the workload is read and expanded too, not simulated
     print(f"{args.spec}: valid. architecture '{arch.name}': "
           + ", ".join(f"{lvl.name}×{lvl.instances}" for lvl in arch.levels)
-          + f", {arch.compute.name}×{arch.compute.instances}")
+          + f", {arch.compute.name}×{arch.compute.instances}; workload '{network.name}': {len(network.layers)} "
+            f"layers, {len(operations)} operations")
     return 0
 
 
@@ -55,7 +59,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         def progress(done: int, total: int, name: str) -> None:
             bar.update(task, completed=done, total=total, description=name)
 
-        results = run(resolved, write=args.output or True, progress=progress, jobs=args.jobs)
+        results = run(resolved, write=args.output or True, progress=progress, jobs=args.jobs,
+                      operation_timeout_s=args.operation_timeout or None, deadline_s=args.deadline or None)
     for note in results.network["notes"]:
         print(f"note: {note}", file=sys.stderr)
     if not args.quiet:
@@ -67,6 +72,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     hits = (f"; mapping cache: {stats['mapping_cache_hits']} hit(s), {stats['mapping_cache_misses']} miss(es)"
             if stats["mapping_cache_hits"] is not None else "")
     print(f"wrote {', '.join(str(p) for p in written.paths)} ({stats['elapsed_s']:.2f} s{hits})", file=sys.stderr)
+    if written.rescued_from:
+        print(f"error: the results could not be written to {written.rescued_from}; they were written to "
+              f"{written.paths[0].parent} instead", file=sys.stderr)
+        return 1
     if results.failed:
         for row in results.failed:
             print(f"error: {row['name']}: {row['error']}", file=sys.stderr)
@@ -176,9 +185,9 @@ def _catalog(host) -> dict[str, tuple[str, str, dict]]:
     return out
 
 
-def _parse_value(text: str):
-    import yaml
-    return yaml.safe_load(text)
+def _parse_value(text: str, label: str):
+    from ntframe.yamlio import parse_yaml
+    return parse_yaml(text, label)[0]
 
 
 def cmd_workloads(args: argparse.Namespace) -> int:
@@ -210,7 +219,7 @@ def cmd_workloads(args: argparse.Namespace) -> int:
         key, sep, value = item.partition("=")
         if not sep:
             raise SpecError(f"--param takes KEY=VALUE, got '{item}'")
-        params[key] = _parse_value(value)
+        params[key] = _parse_value(value, f"--param {item}")
     data = {**options, **({"params": params} if params else {})}
     opts = validate(reg.cls.Options, data, Positions("<command line>", {}), prefix=("workload",),
                     owner=f"option of workload frontend '{frontend}'")
@@ -331,14 +340,17 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from ntframe.api import compare
+    from ntframe.bundle import usable_folder
     from ntframe.studies.compare import distinct, print_table
     started = time.perf_counter()
-    comparison = compare(_load(args), cost_models=distinct(args.cost_models, "--cost-models") if args.cost_models
+    resolved = _load(args)
+    usable_folder(Path(args.output) if args.output else resolved.loaded.output_folder(None) / "compare")
+    comparison = compare(resolved, cost_models=distinct(args.cost_models, "--cost-models") if args.cost_models
                          else None, mappers=distinct(args.mappers, "--mappers") if args.mappers else None,
                          memories=distinct(args.memory, "--memory") if args.memory else None,
                          mapping_from=args.mapping_from, cost_model=args.cost_model,
                          operations=distinct(args.ops, "--ops") if args.ops else None, baseline=args.baseline,
-                         host=_host())
+                         host=_host(), operation_timeout_s=args.operation_timeout or None)
     written, notes = comparison.write(args.output, with_plots=not args.no_plots)
     print_table(comparison.document, comparison.baseline)
     for note in notes:
@@ -393,6 +405,16 @@ def _jobs(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more (0: no bound), not {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ntframe", description="Simulate DNN training on HMC logic-layer "
                                      "accelerators (NeuroTrainer-style).")
@@ -409,7 +431,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="no table, no progress bar")
     p.add_argument("-j", "--jobs", type=_jobs, metavar="N",
                    help="worker processes for the operations the mapping cache does not hold (default: "
-                        "NTFRAME_JOBS, else every core; 1 = none); changes the time, never a figure")
+                        "NTFRAME_JOBS, else every core); changes the time, never a figure")
+    p.add_argument("--operation-timeout", type=_seconds, metavar="S", default=1800.0,
+                   help="stop an operation whose mapping and simulation take longer (default 1800; 0: no bound); "
+                        "it is reported as an error, the others' figures stand")
+    p.add_argument("--deadline", type=_seconds, metavar="S", default=0.0,
+                   help="stop every operation not finished S seconds after the start (default 0: none); "
+                        "the results of the finished ones are written")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", parents=[overrides],
                        help="check a spec, its plugin options and its architecture, without running")
@@ -454,6 +482,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", help="column the ratios are taken against (default: the first)")
     p.add_argument("--ops", help="comma-separated operations (layer.phase[.part]); default: all")
     p.add_argument("-o", "--output", help="folder (default: <the spec's output>/compare)")
+    p.add_argument("--operation-timeout", type=_seconds, metavar="S", default=1800.0,
+                   help="stop an operation's cells when they take longer (default 1800; 0: no bound)")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("doctor", help="which optional external tools and packages are found, with the fix for each")
@@ -482,7 +512,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The console script. A reader that closes its end of stdout early (``ntframe ... | head``) ends the command
+    quietly with exit code 141 (128 + SIGPIPE, as a shell reports a command killed by a closed pipe)."""
+    try:
+        code = main()
+        sys.stdout.flush()                   # a closed pipe shows here at the latest
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # what is left goes nowhere at exit
+        sys.exit(141)
+    sys.exit(code)
 
 
 __all__ = ["main", "entry"]

@@ -48,6 +48,13 @@ class Component(ABC):
         """Raise :class:`ntframe.errors.ToolError` (naming the setting that fixes it) when an external tool
         this component drives is missing. Called before any work."""
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What, besides the plugin, its version and the options, decides this component's results: part of every
+        mapping-cache key it is in. A component driving an external program returns the program's identity (its
+        resolved path and the SHA-256 of its binary), so results of one program are never served for another.
+        Called after :meth:`check_available`."""
+        return {}
+
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ class SpecError(NtframeError):
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
                  path: str | None = None) -> None:
-        self.file, self.line, self.path = file, line, path
+        self.file, self.line, self.path, self.message = file, line, path, message
         where = ""
         if file:
             where = f"{file}:{line}" if line else file

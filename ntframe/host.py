@@ -2,9 +2,15 @@
 
 Loading is lazy (``PluginHost.load()``, called by the CLI and the runner, never at import) and idempotent.
 Each entry point of the group ``ntframe`` is loaded and registered inside its own guard: a plugin that fails
-at import, has a misspelled hook (pluggy's ``check_pending``), or raises while registering is reported and
-skipped; the others keep working. ``NTFRAME_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point name;
-``NTFRAME_LOAD_PLUGINS=a,b`` loads only those.
+at import (any exception, ``sys.exit`` included; only Ctrl-C goes through), has a misspelled hook (pluggy's
+``check_pending``), or raises while registering is reported and skipped; the others keep working.
+``NTFRAME_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point name; ``NTFRAME_LOAD_PLUGINS=a,b`` loads only those.
+
+Names are never taken over: the plugins shipped with ntframe (entry points of the ``ntframe`` distribution)
+register first, and a plugin that registers a component name already taken is rejected with an error naming both
+plugins. Between two third-party plugins the name is then ambiguous: selecting it is an error that names both,
+until one of them is blocked. To use a third party's component under a shipped name deliberately, block the
+shipped plugin (``NTFRAME_DISABLE_PLUGINS=native-cost``).
 """
 
 from __future__ import annotations
@@ -44,6 +50,15 @@ class PluginInfo:
     blocked: bool = False
 
 
+SHIPPED = "ntframe"
+"""The distribution whose plugins are ntframe's own: they register first, and their names cannot be taken."""
+
+
+def _shipped(ep: metadata.EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and dist.metadata["Name"] == SHIPPED
+
+
 def _env_list(name: str) -> set[str] | None:
     value = os.environ.get(name)
     if value is None:
@@ -57,6 +72,7 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.components: dict[tuple[str, str], Registered] = {}
+        self.clashes: dict[tuple[str, str], list[str]] = {}     # a name two third-party plugins register
         self._loaded = False
 
     # --- loading -----------------------------------------------------------------------------------------
@@ -68,7 +84,7 @@ class PluginHost:
             entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
         disabled = _env_list("NTFRAME_DISABLE_PLUGINS") or set()
         allowed = _env_list("NTFRAME_LOAD_PLUGINS")
-        eps = sorted(entry_points, key=lambda ep: ep.name)
+        eps = sorted(entry_points, key=lambda ep: (not _shipped(ep), ep.name))
         for ep in eps:
             dist = getattr(ep, "dist", None)
             info = PluginInfo(ep.name, dist.version if dist else "unknown",
@@ -96,7 +112,9 @@ class PluginHost:
     def _load_one(self, ep: metadata.EntryPoint, info: PluginInfo) -> None:
         try:
             module = ep.load()
-        except Exception as exc:  # a broken plugin must not take the host down
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the host down
             info.error = f"import failed: {type(exc).__name__}: {exc}"
             return
         self._register(module, info)
@@ -121,7 +139,9 @@ class PluginHost:
 
             try:
                 caller(register=register)
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
                 info.error = f"registration failed in {hook_name}: {type(exc).__name__}: {exc}"
                 info.error += f" ({traceback.extract_tb(exc.__traceback__)[-1].filename})" if exc.__traceback__ else ""
                 self.pm.unregister(module)
@@ -139,14 +159,28 @@ class PluginHost:
             raise PluginError(f"{cls.__name__} has no 'name'")
         clash = self.components.get((family, name)) or staged.get((family, name))
         if clash is not None:
-            raise PluginError(f"{family} '{name}' is already registered by plugin '{clash.plugin}'; "
-                              f"plugin '{info.name}' registers it again")
+            if clash.plugin == info.name:
+                raise PluginError(f"{family} '{name}' is registered twice by plugin '{info.name}'")
+            first = self.plugins.get(clash.plugin)
+            if first is not None and first.distribution == SHIPPED:
+                raise PluginError(f"{family} '{name}' is already registered by plugin '{clash.plugin}', shipped with "
+                                  f"ntframe; plugin '{info.name}' registers it again (rename it, or block the "
+                                  f"shipped plugin deliberately: NTFRAME_DISABLE_PLUGINS={clash.plugin})")
+            self.clashes.setdefault((family, name), [clash.plugin]).append(info.name)
+            raise PluginError(f"{family} '{name}' is already registered by plugin '{clash.plugin}'; plugin "
+                              f"'{info.name}' registers it again (selecting '{name}' is an error until one of "
+                              f"them is blocked with NTFRAME_DISABLE_PLUGINS)")
 
     # --- lookup ------------------------------------------------------------------------------------------
     def names(self, family: str) -> list[str]:
         return sorted(name for fam, name in self.components if fam == family)
 
     def get(self, family: str, name: str) -> Registered:
+        if (family, name) in self.clashes:
+            plugins = self.clashes[(family, name)]
+            raise SpecError(f"{family.replace('_', ' ')} '{name}' is registered by plugins "
+                            f"{' and '.join(repr(p) for p in plugins)}; choose one by blocking the others: "
+                            f"NTFRAME_DISABLE_PLUGINS={','.join(plugins[1:])} (or {plugins[0]})")
         found = self.components.get((family, name))
         if found is None:
             from ntframe.yamlio import did_you_mean

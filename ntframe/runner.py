@@ -14,17 +14,18 @@ plugin, the other operations go on, and the bundle is still written.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ntframe import __version__
+from ntframe import __version__, checks
 from ntframe.bundle import SCHEMA, SCHEMA_VERSION
-from ntframe.cache import MappingCache, cache_folder
+from ntframe.cache import MappingCache, cache_folder, from_json
 from ntframe.components import Component, CostModel, WorkloadRequest
 from ntframe.errors import NtframeError, PluginError, SpecError
 from ntframe.hardware.architecture import Architecture, load_architecture
 from ntframe.host import PluginHost, Registered
-from ntframe.mapping.mapping import Mapping
+from ntframe.mapping.mapping import Mapping, structural_problems
 from ntframe.mapping.space import objective_value
 from ntframe.parallel import default_jobs, run_pieces
 from ntframe.paths import resolve_path
@@ -106,9 +107,9 @@ class OperationRow:
 def _attributed(reg: Registered, what: str, fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except NtframeError:
+    except (NtframeError, KeyboardInterrupt):
         raise
-    except Exception as exc:  # a plugin's bug costs its operation, never the run
+    except BaseException as exc:  # a plugin's bug (sys.exit included) costs its operation, never the run
         raise PluginError(f"{what} failed: {type(exc).__name__}: {exc}", plugin=reg.plugin,
                           component=reg.name) from exc
 
@@ -123,12 +124,14 @@ class _AttributedCostModel(CostModel):
         self.model, self.reg = model, reg
 
     def evaluate(self, operation, mapping, architecture):
-        return _attributed(self.reg, f"evaluating {operation.name}",
-                           lambda: self.model.evaluate(operation, mapping, architecture))
+        what = f"evaluating {operation.name}"
+        cost = _attributed(self.reg, what, lambda: self.model.evaluate(operation, mapping, architecture))
+        return checks.compute_cost(cost, operation, architecture, what, self.reg)
 
     def evaluate_batch(self, problem, batch, architecture):
-        return _attributed(self.reg, f"evaluating {problem.op.name}",
-                           lambda: self.model.evaluate_batch(problem, batch, architecture))
+        what = f"evaluating {problem.op.name}"
+        got = _attributed(self.reg, what, lambda: self.model.evaluate_batch(problem, batch, architecture))
+        return checks.batch_prices(got, len(batch), what, self.reg)
 
     def bounds(self, problem, architecture):
         return _attributed(self.reg, f"bounding {problem.op.name}", lambda: self.model.bounds(problem, architecture))
@@ -144,12 +147,21 @@ def operations_of(resolved: Resolved) -> tuple[Network, list[Operation]]:
                            spec.workload.backward_data)
 
 
+OPERATION_TIMEOUT_S = 1800.0
+"""Default bound on one distinct operation's mapping and simulation (``ntframe run --operation-timeout``): a
+plugin that hangs costs its operation, not the run."""
+
+
 def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = None,
-        jobs: int | None = None) -> dict[str, Any]:
+        jobs: int | None = None, operation_timeout_s: float | None = OPERATION_TIMEOUT_S,
+        deadline_s: float | None = None) -> dict[str, Any]:
     """Run the whole training step; returns the results document (``docs/results.md``). Each distinct operation
     (by shape) is mapped and simulated once; those the mapping cache does not hold are spread over ``jobs``
     worker processes (:mod:`ntframe.parallel`; default: every core this process may use), which changes the time
-    and nothing else. ``progress(done, total, name)`` counts distinct operations."""
+    and nothing else. ``progress(done, total, name)`` counts distinct operations. An operation whose mapping and
+    simulation take more than ``operation_timeout_s``, and every one not finished ``deadline_s`` after the start,
+    is stopped and reported as an error; the others' figures stand (None: no bound)."""
+    deadline = time.monotonic() + deadline_s if deadline_s is not None else None
     network, operations = operations_of(resolved)
     first: dict[tuple, Operation] = {}
     for op in operations:
@@ -185,9 +197,14 @@ def run(resolved: Resolved, progress: Callable[[int, int, str], None] | None = N
         return (None, f"the worker process simulating {distinct[fresh[k]].name} died (killed, out of memory, or a "
                       f"crash in a plugin's native code); the other operations are unaffected"), (0, 0)
 
+    def late(k: int, why: str):
+        return (None, f"{distinct[fresh[k]].name} was stopped: {why} (ntframe run --operation-timeout / "
+                      f"--deadline); the other operations are unaffected"), (0, 0)
+
     heaviest = sorted(range(len(fresh)), key=lambda k: (-distinct[fresh[k]].points, k))
     worked = run_pieces(in_worker, len(fresh), default_jobs() if jobs is None else jobs, order=heaviest,
-                        done=lambda k, result: finished(fresh[k], result), died=died)
+                        done=lambda k, result: finished(fresh[k], result), died=died,
+                        timeout_s=operation_timeout_s, deadline=deadline, late=late)
     for k, (outcome, (hits, misses)) in enumerate(worked):
         outcomes[fresh[k]] = outcome
         if cache:
@@ -220,14 +237,16 @@ def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict
     spec, arch = resolved.loaded.spec, resolved.architecture
     attributed = _AttributedCostModel(cost_model, cm_reg)
     key = _mapping_key(resolved, op)
-    cached = resolved.cache.get(key) if resolved.cache else None
+    cached = resolved.cache.get(key, _cached_mapping(op, arch, cm_reg)) if resolved.cache else None
     if cached is not None:
-        mapping = Mapping.from_dict(cached["mapping"])
-        if "cost" in cached:     # the key names the cost model, its version and options: the same figures
-            return mapping, ComputeCost.from_dict(cached["cost"]), cached["search"]
-        return mapping, attributed.evaluate(op, mapping, arch), cached["search"]
-    found = _attributed(mp_reg, f"mapping search of {op.name}",
-                        lambda: mapper.search(op, arch, attributed, spec.mapper.budget, spec.mapper.seed))
+        mapping, cost, search = cached
+        if cost is None:         # the key names the cost model, its version and options: the same figures
+            cost = attributed.evaluate(op, mapping, arch)
+        return mapping, cost, search
+    what = f"mapping search of {op.name}"
+    found = checks.search_result(_attributed(mp_reg, what, lambda: mapper.search(op, arch, attributed,
+                                                                                 spec.mapper.budget,
+                                                                                 spec.mapper.seed)), what, mp_reg)
     search = search_record(found)
     cost = attributed.evaluate(op, found.mapping, arch)
     if resolved.cache and not found.truncated_by_time:
@@ -235,14 +254,37 @@ def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict
     return found.mapping, cost, search
 
 
+SEARCH_KEYS = ("evaluated", "valid", "invalid_reasons", "objective", "truncated_by_time", "method")
+
+
+def _cached_mapping(op: Operation, arch: Architecture, cm_reg: Registered) -> Callable[[dict[str, Any]], tuple]:
+    """``MappingCache.get``'s validate for a mapping entry: (Mapping, ComputeCost or None, search record); raises
+    when the entry does not have that shape, its mapping does not fit ``op`` on ``arch``, or its figures fail the
+    checks a cost model's answer must pass."""
+    def convert(entry: dict[str, Any]) -> tuple[Mapping, ComputeCost | None, dict[str, Any]]:
+        mapping = from_json(Mapping, entry["mapping"])
+        problems = structural_problems(op, mapping, arch)
+        if problems:
+            raise ValueError(problems[0])
+        search = entry["search"]
+        if not (isinstance(search, dict) and all(k in search for k in SEARCH_KEYS)):
+            raise ValueError("not a search record")
+        cost = (checks.compute_cost(from_json(ComputeCost, entry["cost"]), op, arch, "the mapping cache", cm_reg)
+                if "cost" in entry else None)
+        return mapping, cost, search
+    return convert
+
+
 def _mapping_key(resolved: Resolved, op: Operation) -> str:
     (mp_reg, mapper), (cm_reg, cost_model) = resolved.components["mapper"], resolved.components["cost_model"]
     spec, arch = resolved.loaded.spec, resolved.architecture
     return MappingCache.key({
         "operation": repr(op.shape_key()), "architecture": arch.content_sha256,
-        "mapper": [mp_reg.plugin, mp_reg.version, mp_reg.name, mapper.options.model_dump(mode="json")],
+        "mapper": [mp_reg.plugin, mp_reg.version, mp_reg.name, mapper.options.model_dump(mode="json"),
+                   mapper.cache_identity()],
         "evaluations": spec.mapper.budget.evaluations, "seed": spec.mapper.seed,
-        "cost_model": [cm_reg.plugin, cm_reg.version, cm_reg.name, cost_model.options.model_dump(mode="json")]})
+        "cost_model": [cm_reg.plugin, cm_reg.version, cm_reg.name, cost_model.options.model_dump(mode="json"),
+                       cost_model.cache_identity()]})
 
 
 def _mapping_cached(resolved: Resolved, op: Operation) -> bool:
@@ -265,12 +307,18 @@ def search_record(found) -> dict[str, Any]:
 
 
 def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, memory) -> dict[str, Any]:
+    checks.fits_memory(op, resolved.architecture)
     mapping, compute, search = map_operation(resolved, op)
     mem = simulate_memory(resolved, mb_reg, memory, op, mapping, compute)
-    return {**combine(op, resolved.architecture, compute, mem),
-            "mapping": mapping.to_dict(),
-            "search": search,
-            "producers": {"mapper": mp_reg.name, "cost_model": cm_reg.name, "memory": mb_reg.name}}
+    record = {**combine(op, resolved.architecture, compute, mem),
+              "mapping": mapping.to_dict(),
+              "search": search,
+              "producers": {"mapper": mp_reg.name, "cost_model": cm_reg.name, "memory": mb_reg.name}}
+    found = checks.bad_number(record)           # the components' answers are checked; this is the backstop
+    if found:
+        raise PluginError(f"the figures of {op.name} hold {found}: every figure must be finite and not negative "
+                          f"(mapper {mp_reg.plugin}, cost model {cm_reg.plugin}, memory {mb_reg.plugin})")
+    return record
 
 
 def simulate_memory(resolved: Resolved, mb_reg: Registered, memory, op: Operation, mapping: Mapping,
@@ -280,14 +328,17 @@ def simulate_memory(resolved: Resolved, mb_reg: Registered, memory, op: Operatio
     traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
                           compute.dram_instances, compute.on_die_cycles, op, mapping)
     mem_key = MappingCache.key({"memory": [mb_reg.plugin, mb_reg.version, mb_reg.name,
-                                           memory.options.model_dump(mode="json")],
+                                           memory.options.model_dump(mode="json"), memory.cache_identity()],
                                 "operation": repr(op.shape_key()), "architecture": arch.content_sha256,
                                 "mapping": mapping.to_dict(), "compute_cycles": compute.on_die_cycles,
                                 "traffic": [traffic.read_bytes_by_tensor, traffic.write_bytes_by_tensor]})
-    cached_mem = resolved.cache.get(mem_key) if resolved.cache and memory.cacheable else None
+    cached_mem = (resolved.cache.get(mem_key, lambda entry: checks.memory_cost(from_json(MemoryCost, entry),
+                                                                               "the mapping cache", mb_reg))
+                  if resolved.cache and memory.cacheable else None)
     if cached_mem is not None:
-        return MemoryCost(**cached_mem)
-    mem = _attributed(mb_reg, f"memory simulation of {op.name}", lambda: memory.simulate(traffic, arch))
+        return cached_mem
+    what = f"memory simulation of {op.name}"
+    mem = checks.memory_cost(_attributed(mb_reg, what, lambda: memory.simulate(traffic, arch)), what, mb_reg)
     if resolved.cache and memory.cacheable:
         resolved.cache.put(mem_key, to_jsonable(mem))
     return mem

@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from ntframe.components import Budget
 from ntframe.errors import SpecError
 from ntframe.workload.ir import PHASES, Phase
-from ntframe.yamlio import Positions, dotted, load_yaml, validate
+from ntframe.yamlio import Positions, dotted, load_yaml, parse_yaml, validate
 
 
 class _Section(BaseModel):
@@ -159,28 +158,40 @@ class Override:
     label: str
 
 
-def overrides_from(given: Mapping[str, Any] | Sequence[Override] | None) -> list[Override]:
-    """Overrides as the Python API takes them (``{"workload.batch": 64}``), or already made."""
+def overrides_from(given: Mapping[str, Any] | Sequence[Override | str] | None) -> list[Override]:
+    """Overrides as the Python API takes them (``{"workload.batch": 64}``, or ``["workload.batch=64"]`` as
+    ``--set`` takes them), or already made; anything else is a SpecError."""
     if not given:
         return []
     if isinstance(given, Mapping):
         return [Override(str(k), v, f"override {k}={v!r}") for k, v in given.items()]
-    return list(given)
+    if isinstance(given, (list, tuple)):
+        out: list[Override] = []
+        for item in given:
+            if isinstance(item, Override):
+                out.append(item)
+            elif isinstance(item, str):
+                out += parse_set([item])
+            else:
+                raise SpecError(f"overrides: expected 'path=value' strings or a mapping {{path: value}}, not an item "
+                                f"of type {type(item).__name__} ({item!r})")
+        return out
+    raise SpecError(f"overrides: expected a mapping {{path: value}} or a list of 'path=value' strings, not a "
+                    f"{type(given).__name__}")
 
 
 def parse_set(arguments: Sequence[str]) -> list[Override]:
     """``--set PATH=VALUE`` arguments; VALUE is read as YAML (``64``, ``true``, ``[forward, update]``)."""
     out = []
     for argument in arguments:
-        label = f"--set {argument}"
+        label = f"--set {argument if len(argument) <= 80 else argument[:77] + '...'}"
         path, sep, text = argument.partition("=")
         if not sep or not path.strip():
             raise SpecError("expected PATH=VALUE, e.g. --set workload.batch=64", file=label)
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as exc:
-            raise SpecError(f"the value is not valid YAML: {str(exc).splitlines()[0]}", file=label,
-                            path=path.strip()) from None
+            value = parse_yaml(text, label)[0] if text.strip() else ""
+        except SpecError as exc:
+            raise SpecError(f"the value is not valid YAML: {exc.message}", file=label, path=path.strip()) from None
         out.append(Override(path.strip(), value, label))
     return out
 

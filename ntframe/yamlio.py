@@ -3,6 +3,11 @@
 ``load_yaml(path)`` returns the data and a :class:`Positions` map from dotted paths to 1-based lines.
 ``validate(model, data, positions, ...)`` turns a pydantic ``ValidationError`` into a :class:`SpecError`
 that names the file, the line, the dotted path, the offending value, what is allowed and a did-you-mean.
+
+Every spec, architecture and workload file goes through here, bounded before it can cost much: at most
+``MAX_FILE_BYTES`` read, lists and mappings nested at most ``MAX_DEPTH`` levels (checked while composing, before
+Python's recursion limit), aliases adding at most ``MAX_ALIAS_NODES`` nodes (checked before the data is built),
+and no alias inside its own anchor. Each refusal is a SpecError naming the file and line.
 """
 
 from __future__ import annotations
@@ -22,8 +27,41 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 Loc = tuple[str | int, ...]
 
 
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""Largest YAML file read (the shipped files are a few KB; a large layer list is well under 1 MB)."""
+MORE_ERRORS = 3
+"""Errors listed after the first of a validation (the rest are counted)."""
+MAX_DEPTH = 100
+"""Deepest nesting of lists and mappings (the shipped files nest at most 11 levels: a Timeloop v0.3 tree)."""
+MAX_ALIAS_NODES = 1_000_000
+"""Most nodes that aliases may add to a document when expanded (a file has no need of more; an alias bomb
+of a few hundred bytes expands to billions)."""
+
+
 class _Loader(yaml.SafeLoader):
-    """Safe loader that also accepts Timeloop v0.4 node tags (``!Container``, ``!Component``, ...)."""
+    """Safe loader that also accepts Timeloop v0.4 node tags (``!Container``, ``!Component``, ...), refuses
+    nesting deeper than ``MAX_DEPTH`` and notes the line of every alias in a list."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file, self.depth = file, 0
+        self.alias_lines: dict[tuple[int, int], int] = {}    # (id(list node), index) -> line of the alias
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) and isinstance(index, int):
+            self.alias_lines[(id(parent), index)] = event.start_mark.line + 1
+        if not isinstance(event, yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            raise SpecError(f"lists and mappings nested more than {MAX_DEPTH} levels deep; at most {MAX_DEPTH} "
+                            f"are allowed (ntframe's own files nest about 10)",
+                            file=self.file, line=event.start_mark.line + 1)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
@@ -84,25 +122,57 @@ def dotted(loc: Loc) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
-    out.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[loc + (key,)] = key_node.start_mark.line + 1
-            _walk(value_node, loc + (key,), out)
-            out[loc + (key,)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, loc + (i,), out)
+def _index(root: yaml.Node, loader: _Loader) -> dict[Loc, int]:
+    """The line of every path, walking each node once: an alias is given its own line and not walked again
+    (the paths inside it fall back to that line). Refuses an alias inside its own anchor, and aliases that
+    would add more than ``MAX_ALIAS_NODES`` nodes to the data."""
+    lines: dict[Loc, int] = {}
+    sizes: dict[int, int | None] = {}        # id(node) -> nodes it expands to; None while it is being walked
+    added = 0                                # nodes the aliases add
+
+    def walk(node: yaml.Node, loc: Loc, line: int) -> int:
+        nonlocal added
+        lines[loc] = line
+        if id(node) in sizes:
+            size = sizes[id(node)]
+            if size is None:
+                raise SpecError("an alias (*) inside its own anchor (&): a structure that contains itself; "
+                                "ntframe's files must be trees", file=loader.file, line=line, path=dotted(loc))
+            added += size
+            if added > MAX_ALIAS_NODES:
+                raise SpecError(f"the document expands to more than {MAX_ALIAS_NODES:,} nodes through YAML "
+                                f"aliases (anchors & and *); write the repeated values out, or alias smaller "
+                                f"parts", file=loader.file, line=line)
+            return size
+        sizes[id(node)] = None
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key_line = key_node.start_mark.line + 1
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise SpecError("a mapping key must be a plain value (a name or a number), not a list or "
+                                    "a mapping", file=loader.file, line=key_line, path=dotted(loc))
+                size += 1 + walk(value_node, loc + (key_node.value,), key_line)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                size += walk(item, loc + (i,), loader.alias_lines.get((id(node), i), item.start_mark.line + 1))
+        sizes[id(node)] = size
+        return size
+
+    walk(root, (), root.start_mark.line + 1)
+    return lines
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Positions]:
-    """Parse YAML text; malformed YAML raises a SpecError with the line and the parser's reason."""
+    """Parse YAML text; malformed YAML raises a SpecError with the line and the parser's reason, and so do
+    documents beyond the limits of this module."""
+    lines: dict[Loc, int] = {}
     try:
-        loader = _Loader(text)
+        loader = _Loader(text, file)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                lines = _index(node, loader)
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -112,9 +182,6 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Positions]:
         raise SpecError(f"malformed YAML: {exc.problem or exc}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"malformed YAML: {exc}", file=file) from None
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
     return data, Positions(file, lines)
 
 
@@ -122,11 +189,18 @@ def load_yaml(path: str | Path) -> tuple[Any, Positions]:
     """Read and parse a YAML file; a missing or unreadable file is a SpecError naming it."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:          # read at most one byte more than allowed: pipes have no size
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        text = raw.decode("utf-8") if len(raw) <= MAX_FILE_BYTES else None
     except FileNotFoundError:
         raise SpecError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a YAML file", file=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read file: {exc}", file=str(path)) from None
+    if text is None:
+        raise SpecError(f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; spec, architecture and "
+                        f"workload files may be at most {MAX_FILE_BYTES:,} bytes", file=str(path))
     return parse_yaml(text, str(path))
 
 
@@ -250,7 +324,11 @@ def format_validation_error(exc: pydantic.ValidationError, model: type[pydantic.
         if i == 0:
             first_loc = full
             first_msg, first_file, first_line = msg, file, line
-    more = "" if len(messages) == 1 else "\n" + "\n".join("  also " + m for m in messages[1:])
+    others = [m for m in dict.fromkeys(messages[1:]) if m != messages[0]]     # once each (union members repeat)
+    shown = others[:MORE_ERRORS]
+    more = "".join("\n  also " + m for m in shown)
+    if len(others) > len(shown):
+        more += f"\n  and {len(others) - len(shown)} more"
     return SpecError(first_msg + more, file=first_file, line=first_line, path=dotted(first_loc) or "<top>")
 
 

@@ -3,10 +3,13 @@ programs through a subprocess.
 
 Both take the trace that ``hmc-analytic`` simulates (:mod:`ntframe.memory.tracegen`: the mapping's DRAM-level tile
 schedule; its bytes counted exactly, the rest estimated from units of it by :mod:`ntframe.memory.sampling`, each
-unit run twice, with and without its warm-up), write each stretch in the simulator's own format with a configuration generated from the options, run the program (an argv
-list, a timeout, a fresh working folder), and parse its statistics. A missing program fails before any work,
-naming the variable to set; a crash, a timeout or statistics that do not parse keep the folder and say the
-command that reruns it.
+unit run twice, with and without its warm-up), write each stretch in the simulator's own format with a
+configuration generated from the options, run the program (:mod:`ntframe.interop.external`: an argv list in its own
+process group, a timeout, its output to files in a fresh working folder), and parse its statistics. A missing
+program fails before any work, naming the variable to set; a crash, a timeout, statistics that do not parse or
+are of the wrong shape, and a figure that cannot be true (not finite, negative, huge, or no cycles or energy for a
+run given requests) keep the folder and say the command that reruns it. The program's identity (its path, the
+SHA-256 of its binary and of DRAMSim3's ``.ini``) is part of the mapping cache's keys.
 
 * **Ramulator 1** (the ``hmc`` branch of CMU-SAFARI/ramulator, the only Ramulator with an HMC model), from
   ``NTFRAME_RAMULATOR`` or ``ramulator`` on PATH; run in DRAM mode (``--mode=dram``), whose front end ignores
@@ -36,7 +39,8 @@ import ntframe
 from ntframe.components import MemoryBackend
 from ntframe.errors import ToolError
 from ntframe.hardware import Architecture
-from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
+from ntframe.interop.external import (check_figures, cleanup, find_binary, parse_failure, program_identity,
+                                      read_stats, run_tool, workdir)
 from ntframe.memory.hmc_bank import BANK_ENERGIES, HMCParams
 from ntframe.memory.trace import ADDRESS_MAPPINGS, TraceWriter
 from ntframe.memory.sampling import SamplingOptions, memory_cost
@@ -61,8 +65,9 @@ class _SimOptions(SamplingOptions):
     """Requests of one sampling unit (a stretch of steps, or of issue rows within a step)."""
     strata: PositiveInt = 4
     """Groups of units sampled on their own (by where the schedule's loops turn over, and by position)."""
-    timeout_s: PositiveFloat = 600.0
-    """Wall-clock limit of one simulator run (it is stopped, with its process group, after it)."""
+    timeout_s: PositiveFloat = 120.0
+    """Wall-clock limit of one simulator run (it is stopped, with its process group, after it; real runs take
+    under a second per sampled unit)."""
 
 
 class RamulatorOptions(_SimOptions):
@@ -99,9 +104,13 @@ def ramulator_config(o: RamulatorOptions) -> str:
         f" payload_flits = {o.payload_flits}", f" addressing_type = {o.addressing_type}", ""])
 
 
+RAMULATOR_STATS = ("dram_cycles", "read_requests", "row_hits", "row_misses", "row_conflicts", "read_latency_avg")
+"""The statistics ntframe uses (every Ramulator 1 hmc run prints them)."""
+
+
 def parse_ramulator_stats(text: str) -> dict[str, float]:
     """``ramulator.<name>  <value>  # description`` lines; vector elements (``[0]`` ...) and nameless lines
-    are skipped; ``-nan`` (no reads) reads as NaN."""
+    are skipped; ``-nan`` (no reads) reads as NaN. ValueError when one of :data:`RAMULATOR_STATS` is missing."""
     stats: dict[str, float] = {}
     for line in text.splitlines():
         m = re.match(r"\s*ramulator\.(\S+)\s+(\S+)", line)
@@ -110,25 +119,49 @@ def parse_ramulator_stats(text: str) -> dict[str, float]:
                 stats[m.group(1)] = float(m.group(2))
             except ValueError:
                 continue
-    if "dram_cycles" not in stats:
-        raise ValueError("no ramulator.dram_cycles line")
+    missing = [k for k in RAMULATOR_STATS if k not in stats]
+    if missing:
+        raise ValueError("no " + ", ".join(f"ramulator.{k}" for k in missing) + " line")
     return stats
 
 
+DRAMSIM3_SUMMED = ("num_reads_done", "num_writes_done", "num_read_cmds", "num_write_cmds", "num_act_cmds",
+                   "num_read_row_hits", "num_write_row_hits", "total_energy")
+DRAMSIM3_STATS = (*DRAMSIM3_SUMMED, "num_cycles", "average_read_latency", "average_power")
+"""The statistics ntframe uses, numbers in every vault's object (every DRAMSim3 run writes them)."""
+
+
+def _json_type(value) -> str:
+    """What a JSON value is, for messages: 'a number' only for an int or a float (not a boolean)."""
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
 def parse_dramsim3_json(text: str) -> dict[str, float]:
-    """``dramsim3.json`` (one object per vault) summed over the vaults; read latency weighted by reads."""
+    """``dramsim3.json`` (one object per vault) summed over the vaults; read latency weighted by reads.
+    ValueError when it is not an object of per-vault objects holding :data:`DRAMSIM3_STATS` as numbers."""
     per_vault = json.loads(text)
-    keys = ("num_reads_done", "num_writes_done", "num_read_cmds", "num_write_cmds", "num_act_cmds",
-            "num_read_row_hits", "num_write_row_hits", "total_energy")
-    out = {k: float(sum(v.get(k) or 0 for v in per_vault.values())) for k in keys}
+    if not isinstance(per_vault, dict) or not per_vault:
+        got = "an empty object" if per_vault == {} else _json_type(per_vault)
+        raise ValueError(f"expected an object of per-vault objects, got {got}")
+    for vault, v in per_vault.items():
+        if not isinstance(v, dict):
+            raise ValueError(f"vault {vault}: expected an object, got {_json_type(v)}")
+        missing = [k for k in DRAMSIM3_STATS if k not in v]
+        if missing:
+            raise ValueError(f"vault {vault} lacks {', '.join(missing)}")
+        wrong = [f"{k} is {_json_type(v[k])}" for k in DRAMSIM3_STATS if _json_type(v[k]) != "a number"]
+        if wrong:
+            raise ValueError(f"vault {vault}: {', '.join(wrong)}, not a number")
+    out = {k: float(sum(v[k] for v in per_vault.values())) for k in DRAMSIM3_SUMMED}
     cycles = {v["num_cycles"] for v in per_vault.values()}
     if len(cycles) != 1:
         raise ValueError(f"vaults disagree on num_cycles: {sorted(cycles)}")
     out["num_cycles"] = float(cycles.pop())
-    reads = sum(v.get("num_reads_done") or 0 for v in per_vault.values())
-    out["average_read_latency"] = (sum((v.get("average_read_latency") or 0) * (v.get("num_reads_done") or 0)
+    reads = out["num_reads_done"]
+    out["average_read_latency"] = (sum(v["average_read_latency"] * v["num_reads_done"]
                                        for v in per_vault.values()) / reads) if reads else 0.0
-    out["average_power_pJ_per_cycle"] = float(sum(v.get("average_power") or 0 for v in per_vault.values()))
+    out["average_power_pJ_per_cycle"] = float(sum(v["average_power"] for v in per_vault.values()))
     return out
 
 
@@ -137,6 +170,9 @@ class _TraceDriven(MemoryBackend):
 
     def check_available(self) -> None:
         self._binary()
+
+    def cache_identity(self) -> dict[str, str]:
+        return program_identity(self._binary())
 
     def _estimate(self, traffic: DramTraffic, arch: Architecture, address_mapping: str, p: HMCParams,
                   run) -> MemoryCost:
@@ -193,16 +229,17 @@ class RamulatorBackend(_TraceDriven):
         argv = [exe, "--config", "hmc.cfg", "--mode=dram", "--stats", "out.stats", "--trace", "trace.txt"]
         run_tool(argv, folder, self.options.timeout_s, "Ramulator")
         try:
-            s = parse_ramulator_stats((folder / "out.stats").read_text())
+            s = parse_ramulator_stats(read_stats(folder / "out.stats"))
         except (OSError, ValueError) as exc:
             raise parse_failure("Ramulator", folder, str(exc), argv) from None
+        reads, latency = s["read_requests"], s["read_latency_avg"]
+        used = [k for k in RAMULATOR_STATS if k != "read_latency_avg" or reads or not math.isnan(latency)]
+        check_figures("Ramulator", folder, argv, {k: s[k] for k in used}, ("dram_cycles",) if len(recs) else ())
         cleanup(folder)
-        reads = s.get("read_requests", 0.0)
-        latency = s.get("read_latency_avg", float("nan"))
-        activations = s.get("row_misses", 0.0) + s.get("row_conflicts", 0.0)
-        return {"cycles": s["dram_cycles"], "reads": reads, "row_hits": s.get("row_hits", 0.0),
-                "row_conflicts": s.get("row_conflicts", 0.0), "activations": activations,
-                "read_latency_sum": latency * reads if reads and not math.isnan(latency) else 0.0,
+        activations = s["row_misses"] + s["row_conflicts"]
+        return {"cycles": s["dram_cycles"], "reads": reads, "row_hits": s["row_hits"],
+                "row_conflicts": s["row_conflicts"], "activations": activations,
+                "read_latency_sum": latency * reads if reads else 0.0,
                 "energy_pJ": activations * p.act_pre_energy_pJ
                 + len(recs) * 512 * (p.dram_pJ_per_bit + p.logic_pJ_per_bit)}
 
@@ -232,6 +269,10 @@ class DRAMSim3Backend(_TraceDriven):
     def check_available(self) -> None:
         self._config(self._binary())
 
+    def cache_identity(self) -> dict[str, str]:
+        exe = self._binary()
+        return program_identity(exe, config=self._config(exe))
+
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         exe = self._binary()
         config = self._config(exe)
@@ -253,9 +294,10 @@ class DRAMSim3Backend(_TraceDriven):
             argv = [exe, str(config), "-c", str(cycles), "-t", "trace.txt", "-o", "out"]
             run_tool(argv, folder, self.options.timeout_s, "DRAMSim3")
             try:
-                s = parse_dramsim3_json((folder / "out" / "dramsim3.json").read_text())
-            except (OSError, ValueError, KeyError) as exc:
+                s = parse_dramsim3_json(read_stats(folder / "out" / "dramsim3.json"))
+            except (OSError, ValueError) as exc:
                 raise parse_failure("DRAMSim3", folder, str(exc), argv) from None
+            check_figures("DRAMSim3", folder, argv, s, ("num_cycles", "total_energy") if len(recs) else ())
             if s["num_reads_done"] >= n_reads and s["num_writes_done"] >= n_writes:   # merged requests issue no command
                 break
             cycles *= 2
@@ -265,7 +307,7 @@ class DRAMSim3Backend(_TraceDriven):
         # DRAMSim3 runs exactly -c cycles; the busy time is the last issue plus a read's latency, or the time to
         # move every request at the cube's internal bandwidth, whichever is longer
         busy = max(float(recs["time"].max()) + s["average_read_latency"], len(recs) * p.tsv_cycles_per_64B / 32)
-        dram_energy = s["total_energy"] * busy / s["num_cycles"] if s["num_cycles"] else 0.0
+        dram_energy = s["total_energy"] * busy / s["num_cycles"]          # num_cycles > 0: checked above
         return {"cycles": busy, "reads": float(n_reads), "row_hits": s["num_read_row_hits"] + s["num_write_row_hits"],
                 "row_conflicts": 0.0, "activations": s["num_act_cmds"],
                 "read_latency_sum": s["average_read_latency"] * n_reads,

@@ -1,7 +1,7 @@
 """``pytorch`` workload frontend: trace an ``nn.Module`` with torch.fx into ntframe's IR.
 
-Options: ``module: "package.module:Class"`` (importable; a path relative to the spec's folder is put on
-``sys.path``), ``kwargs`` for its constructor, and ``inputs``: the per-sample shape and kind (``float`` or
+Options: ``module: "package.module:Class"`` (an installed package, or a module in the spec's folder: importing
+that runs code that came with the spec, so it is refused unless ``NTFRAME_ALLOW_SPEC_CODE=1``), ``kwargs`` for its constructor, and ``inputs``: the per-sample shape and kind (``float`` or
 ``index`` for token ids) of each forward argument. The module is traced symbolically (``torch.fx``) and its
 shapes propagated on a batch of 2 example inputs (``ShapeProp``); no weights are trained or read.
 
@@ -16,8 +16,11 @@ up front (``unsupported: error``), or passed through (``skip``) or approximated 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import operator
+import os
 import sys
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
@@ -62,6 +65,28 @@ def _torch():
     return torch, ShapeProp
 
 
+ALLOW_SPEC_CODE = "NTFRAME_ALLOW_SPEC_CODE"
+"""Set to 1 to let a spec's ``module:`` import Python code from the spec's own folder (running someone else's spec
+would otherwise run their code). Installed packages (``torchvision.models:resnet18``) need no permission."""
+
+
+def _installed(modname: str) -> bool:
+    """Whether the module's top-level package is importable without the spec's folder."""
+    try:
+        return importlib.util.find_spec(modname.split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _in_folder(modname: str, folder: Path) -> Path | None:
+    """The file or package of the module's top level in ``folder``, if there is one."""
+    top = folder / modname.split(".")[0]
+    for candidate in (top.with_suffix(".py"), top / "__init__.py", top):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 class PyTorchFrontend(WorkloadFrontend):
     name = "pytorch"
     description = "nn.Module traced with torch.fx (optional extra: pytorch)"
@@ -72,7 +97,11 @@ class PyTorchFrontend(WorkloadFrontend):
         modname, _, clsname = self.options.module.partition(":")
         if not clsname:
             raise SpecError(f"module '{self.options.module}' must be written 'package.module:Class'")
-        added = str(request.spec_dir) not in sys.path
+        local = not _installed(modname) and _in_folder(modname, request.spec_dir)
+        if local and os.environ.get(ALLOW_SPEC_CODE) != "1":
+            raise SpecError(f"module '{self.options.module}' is code in the spec's folder ({local}); importing it "
+                            f"runs it. For a spec you trust, allow it: {ALLOW_SPEC_CODE}=1")
+        added = bool(local) and str(request.spec_dir) not in sys.path
         if added:
             sys.path.insert(0, str(request.spec_dir))
         try:

@@ -2,10 +2,13 @@
 operations, through :mod:`ntframe.interop.timeloop`'s exporter.
 
 * **Cost model** ``timeloop``: writes the architecture, the problem, the mapping and the energy table (ERT) of
-  one vault's share of the operation, runs ``timeloop-model`` (an argv list, a timeout, a fresh folder), and
-  reads ``timeloop-model.stats.txt`` — per-level and per-data-space energies from their own lines, not the
-  rounded summary. Timeloop models one hierarchy with one top-level memory, so the result is one vault's times
-  the vaults the mapping uses; the logic-die network is not in Timeloop (said in the result's notes).
+  one vault's share of the operation, runs ``timeloop-model`` (:mod:`ntframe.interop.external`: an argv list in
+  its own process group, a timeout, its output to files in a fresh folder), and reads
+  ``timeloop-model.stats.txt`` — per-level and per-data-space energies from their own lines, not the rounded
+  summary; statistics that do not parse, and figures that cannot be true (not finite, negative, huge, or no cycles
+  or energy), fail the operation with the folder kept and the command to rerun. Timeloop models one hierarchy
+  with one top-level memory, so the result is one vault's times the vaults the mapping uses; the logic-die
+  network is not in Timeloop (said in the result's notes).
   ``energies: ntframe-ert`` (default) gives Timeloop ntframe's energy table, so the two models differ only in
   how they count; ``energies: accelergy`` gives it none, and Timeloop asks Accelergy (when installed) or falls
   back to its built-in energies — which the result flags loudly, level by level, because those numbers are not
@@ -14,7 +17,11 @@ operations, through :mod:`ntframe.interop.timeloop`'s exporter.
   stopping rules as options; one thread, so the same inputs give the same mapping — Timeloop takes no seed);
   the split over the vaults, which Timeloop cannot express, comes from ntframe's own search with the same cost
   model (``vault_split: search``) or from the spec (``vault_split: {N: 32}``). The wall-clock budget is enforced
-  with SIGINT, on which Timeloop stops and still writes its best mapping.
+  with SIGINT to its process group, on which Timeloop stops and still writes its best mapping (SIGKILL a minute
+  later if it has not).
+
+Both put the programs' identity in the mapping cache's keys: their paths and the SHA-256 of the binaries and of
+the ``libtimeloop*`` libraries the loader would find on ``LD_LIBRARY_PATH`` or in ``lib/`` beside ``bin/``.
 
 The programs come from ``NTFRAME_TIMELOOP_BIN`` (a folder holding them) or ``PATH``; ``pytimeloop`` (the Python
 bindings) is not served by any package index reachable here and is not used.
@@ -22,6 +29,7 @@ bindings) is not served by any package index reachable here and is not used.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -36,7 +44,9 @@ import ntframe
 from ntframe.components import Budget, CostModel, MappingSearcher
 from ntframe.errors import ToolError
 from ntframe.hardware import Architecture
-from ntframe.interop.external import cleanup, find_binary, parse_failure, run_tool, workdir
+from ntframe.interop.external import (check_figures, cleanup, exit_description, find_binary, parse_failure,
+                                      program_identity, quoted_tail, read_stats, rerun, run_group, run_tool, tail,
+                                      workdir)
 from ntframe.interop.timeloop import (constraints_yaml, input_files, mapping_yaml, parse_mapping, parse_stats,
                                       per_vault_bounds, word_bits)
 from ntframe.mapping import Mapping, structural_problems
@@ -55,6 +65,36 @@ NOT_MODELLED = ("Timeloop models one vault: its figures are one vault's times th
 
 def _program(name: str) -> str:
     return find_binary("NTFRAME_TIMELOOP_BIN", [name], name, TIMELOOP_FIX)
+
+
+def _identity(name: str) -> dict[str, str]:
+    """The program's identity with the first ``libtimeloop*`` library of each name the loader would find (where
+    Timeloop's code is: its binaries are thin)."""
+    exe = _program(name)
+    folders = [f for f in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if f]
+    folders.append(str(Path(exe).resolve().parent.parent / "lib"))
+    libraries: dict[str, Path] = {}
+    for folder in folders:
+        for lib in sorted(Path(folder).glob("libtimeloop*.so*")) if Path(folder).is_dir() else ():
+            libraries.setdefault(lib.name, lib)
+    return program_identity(exe, **libraries)
+
+
+def stats_figures(stats: dict[str, Any]) -> dict[str, Any]:
+    """Every figure of :func:`ntframe.interop.timeloop.parse_stats`' result, by dotted name (``cycles``,
+    ``pe_rf.energy_pJ``, ``pe_rf.O.reads`` ...); ValueError when it has no summary cycles or no level."""
+    if stats["cycles"] is None or not stats["levels"]:
+        raise ValueError("no 'Cycles:' summary line" if stats["levels"] else "no '=== level ===' section")
+    out = {"cycles": stats["cycles"], "energy_pJ": stats["energy_pJ"]}
+    if stats.get("utilisation") is not None:
+        out["utilisation"] = stats["utilisation"]
+    for name, level in stats["levels"].items():
+        for key, value in level.items():
+            if key == "dataspaces":
+                out.update({f"{name}.{space}.{k}": v for space, counts in value.items() for k, v in counts.items()})
+            elif key != "energy_source":
+                out[f"{name}.{key}"] = value
+    return out
 
 
 def to_compute_cost(op: Operation, arch: Architecture, stats: dict[str, Any], vaults: int) -> ComputeCost:
@@ -102,7 +142,7 @@ class TimeloopModelOptions(BaseModel):
     energies: Literal["ntframe-ert", "accelergy"] = "ntframe-ert"
     """ntframe-ert: Timeloop prices with the architecture file's energies (exported as an ERT); accelergy:
     Timeloop asks Accelergy, or falls back to its built-in energies (flagged in the result)."""
-    timeout_s: PositiveFloat = 300.0
+    timeout_s: PositiveFloat = 120.0
     """Wall-clock limit of one timeloop-model run (it is stopped, with its process group, after it)."""
 
 
@@ -113,6 +153,9 @@ class TimeloopModel(CostModel):
 
     def check_available(self) -> None:
         _program("timeloop-model")
+
+    def cache_identity(self) -> dict[str, str]:
+        return _identity("timeloop-model")
 
     def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         exe = _program("timeloop-model")
@@ -128,9 +171,14 @@ class TimeloopModel(CostModel):
         argv = [exe, "arch.yaml", "problem.yaml", "mapping.yaml", *ert, "-o", "out"]
         run_tool(argv, folder, self.options.timeout_s, "timeloop-model")
         try:
-            stats = parse_stats((folder / "out" / "timeloop-model.stats.txt").read_text())
+            stats = parse_stats(read_stats(folder / "out" / "timeloop-model.stats.txt"))
+            figures = stats_figures(stats)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise parse_failure("timeloop-model", folder, f"{type(exc).__name__}: {exc}", argv) from None
+        check_figures("timeloop-model", folder, argv, figures, ("cycles", "energy_pJ"))
+        try:
             cost = to_compute_cost(operation, architecture, stats, vaults)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise parse_failure("timeloop-model", folder, f"{type(exc).__name__}: {exc}", argv) from None
         cleanup(folder)
         return cost
@@ -164,6 +212,9 @@ class TimeloopMapper(MappingSearcher):
     def check_available(self) -> None:
         _program("timeloop-mapper")
 
+    def cache_identity(self) -> dict[str, str]:
+        return _identity("timeloop-mapper")
+
     def search(self, operation: Operation, architecture: Architecture, cost_model: CostModel, budget: Budget,
                seed: int) -> SearchResult:
         exe = _program("timeloop-mapper")
@@ -191,22 +242,25 @@ class TimeloopMapper(MappingSearcher):
         left = max(1.0, budget.seconds - (time.perf_counter() - started))
         log, truncated = self._run(argv, folder, left)
         result = folder / "out" / "timeloop-mapper.map.yaml"
-        if not result.exists() or not result.read_text().strip():        # it writes an empty file when it finds none
+        try:
+            found = read_stats(result) if result.exists() else ""
+        except (OSError, ValueError) as exc:
+            raise parse_failure("timeloop-mapper", folder, f"{type(exc).__name__}: {exc}", argv) from None
+        if not found.strip():                                     # it writes an empty file when it finds none
             raise ToolError(f"timeloop-mapper found no valid mapping for {operation.name} "
                             f"({_stop_reason(log) or 'no reason printed'}); files kept in {folder}",
                             fix=f"raise the mapper's invalid_timeout (consecutive invalid mappings before it gives up, "
-                                f"now {self.options.invalid_timeout}) or the budget; rerun: cd {folder} && "
-                                f"{' '.join(argv)}")
+                                f"now {self.options.invalid_timeout}) or the budget; {rerun(folder, argv)}")
         try:
-            mapping = parse_mapping(yaml.safe_load(result.read_text()), operation, architecture, split)
-        except (ValueError, KeyError, TypeError) as exc:
+            mapping = parse_mapping(yaml.safe_load(found), operation, architecture, split)
+        except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
             raise parse_failure("timeloop-mapper", folder, f"{type(exc).__name__}: {exc}", argv) from None
         problems = structural_problems(operation, mapping, architecture) or capacity_problems(operation, mapping,
                                                                                                architecture) \
             or violations(Problem(operation), mapping, architecture, constraints)
         if problems:
             raise ToolError(f"timeloop-mapper's mapping for {operation.name} is not valid for ntframe: "
-                            f"{'; '.join(problems)}; files kept in {folder}")
+                            f"{'; '.join(problems)}; files kept in {folder}", fix=rerun(folder, argv))
         cost = cost_model.evaluate(operation, mapping, architecture)
         cleanup(folder)
         reason = _stop_reason(log)
@@ -217,24 +271,20 @@ class TimeloopMapper(MappingSearcher):
 
     @staticmethod
     def _run(argv: list[str], folder: Path, seconds: float) -> tuple[str, bool]:
-        """Run the mapper; at the wall-clock budget send SIGINT (it then writes its best mapping and exits)."""
-        with open(folder / "mapper.log", "w") as log:
-            proc = subprocess.Popen(argv, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-            truncated = False
-            try:
-                proc.wait(timeout=seconds)
-            except subprocess.TimeoutExpired:
-                truncated = True
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        text = (folder / "mapper.log").read_text(errors="replace")
-        if proc.returncode not in (0, -signal.SIGINT) and not truncated:
-            raise ToolError(f"timeloop-mapper failed with exit code {proc.returncode}: {text[-400:]}; files kept "
-                            f"in {folder}", fix=f"rerun: cd {folder} && {' '.join(argv)}")
+        """Run the mapper (its output in ``mapper.log``); at the wall-clock budget send SIGINT to its process group
+        (it then writes its best mapping and exits; SIGKILL a minute later if not). Returns the end of its log and
+        whether the budget stopped it."""
+        try:
+            with open(folder / "mapper.log", "wb") as log:
+                code, truncated = run_group(argv, folder, log, subprocess.STDOUT, seconds, stop_signal=signal.SIGINT,
+                                            grace_s=60.0)
+        except OSError as exc:
+            raise ToolError(f"timeloop-mapper could not start: {exc}; files kept in {folder}",
+                            fix=rerun(folder, argv)) from None
+        text = tail(folder / "mapper.log")
+        if code not in (0, -signal.SIGINT) and not truncated:
+            raise ToolError(f"timeloop-mapper {exit_description(code)}: {quoted_tail(text) or 'no output'}; files kept "
+                            f"in {folder}", fix=rerun(folder, argv))
         return text, truncated
 
 

@@ -16,7 +16,6 @@ from ntframe.components import Budget
 from ntframe.hardware.architecture import load_architecture
 from ntframe.mapping.bounded import Structures, Tiles, bounded_search
 from ntframe.mapping.constraints import Constraints, for_operation
-from ntframe.mapping.exhaustive import optimum
 from ntframe.mapping.mapspace import MappingBatch, Problem
 from ntframe.mapping.search import search_operation
 from ntframe.mapping.space import Space, batch_evaluator
@@ -25,7 +24,7 @@ from ntframe.workload.ir import PHASES
 from ntframe.workload.training import expand
 from ntframe_plugins.native_cost import NativeCostModel, NativeCostOptions, price
 from tests.conftest import ROOT
-from tests.test_exhaustive import TINY, small_ops
+from tests.test_exhaustive import TINY, small_ops, tiny_optimum
 
 NEUROTRAINER = ROOT / "arch_specs" / "neurotrainer" / "hmc2-32vault.yaml"
 
@@ -176,7 +175,7 @@ def test_bounded_search_finds_the_exhaustive_optimum(name, batch, features):
     problem = Problem(small_ops(batch=batch, features=features)[name])
     model = NativeCostModel()
     evaluate = batch_evaluator(model, arch)
-    best = optimum(problem, arch, evaluate)
+    best = tiny_optimum(name, batch, features)
     found = bounded_search(problem, arch, model.bounds(problem, arch), evaluate, evaluations=100_000, seconds=600,
                            constraints=for_operation(problem, arch))
     value = found.energy_pJ * found.cycles

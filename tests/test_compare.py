@@ -342,7 +342,9 @@ def test_a_raising_cost_model_leaves_the_other_columns_intact(example):
 def test_compare_mappers_on_one_cost_model(tmp_path):
     out = tmp_path / "m"
     done = ntframe_cmd("compare", str(EXAMPLE), "--mappers", "native,neurotrainer-dataflow,zigzag-loma",
-                       "--ops", "fc1.forward", "-o", str(out), "--no-plots", timeout=300)
+                       "--ops", "fc1.forward", "-o", str(out), "--no-plots",
+                       "--set", "mapper.budget.seconds=600",     # LOMA's lpf_limit bounds it, not the clock
+                       timeout=600)
     assert done.returncode == 0, done.stderr
     doc = json.loads((out / "compare.json").read_text())
     assert doc["kind"] == "mappers" and doc["cost_model"]["name"] == "native"
@@ -389,7 +391,11 @@ def test_compare_through_a_memory_backend_and_mapping_from_another_model(example
         assert z["memory"][key] == n["memory"][key]
     # (a slower on-die time issues the trace no faster: equal bandwidth where the memory bounds the issue)
     assert z["on_die_cycles"] > n["on_die_cycles"] and z["memory"]["bandwidth_GBps"] <= n["memory"]["bandwidth_GBps"]
-    mapped_by_zigzag = compare_cost_models(resolved, host, ["native", "zigzag"], mapping_from="zigzag",
+    from ntframe.runner import resolve
+    from ntframe.spec import load_spec
+    by_evaluations = resolve(load_spec(EXAMPLE, {"mapper.budget.evaluations": 1000, "mapper.budget.seconds": 600}),
+                             host)                  # a search bounded by its evaluations, never by the clock
+    mapped_by_zigzag = compare_cost_models(by_evaluations, host, ["native", "zigzag"], mapping_from="zigzag",
                                            only="fc1.forward")
     assert mapped_by_zigzag["mapping_by"]["cost_model"] == "zigzag"
     native_mapping, _, _ = map_operation(resolved, ops["fc1.forward"])

@@ -9,6 +9,7 @@ three small layers of the one-vault 8×8 design (arch_specs/tiny/1vault-8x8.yaml
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -26,6 +27,15 @@ from ntframe_plugins.native_cost import NativeCostModel
 from tests.conftest import ROOT
 
 TINY = ROOT / "arch_specs" / "tiny" / "1vault-8x8.yaml"
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_optimum(name: str, batch: int, features: int):
+    """The exhaustive optimum of one of :func:`small_ops` on the tiny one-vault design, enumerated once per test
+    session (fc.forward's 1.5 M mappings take about 45 s) for every test that checks a search against it."""
+    arch = load_architecture(TINY)
+    return optimum(Problem(small_ops(batch=batch, features=features)[name]), arch,
+                   batch_evaluator(NativeCostModel(), arch))
 
 
 def small_ops(batch: int = 1, channels: int = 2, features: int = 16) -> dict:
@@ -115,7 +125,7 @@ def test_native_search_finds_the_optimum(arch, name, batch, features):
     op = small_ops(batch=batch, features=features)[name]
     problem = Problem(op)
     evaluate = batch_evaluator(NativeCostModel(), arch)
-    best = optimum(problem, arch, evaluate)
+    best = tiny_optimum(name, batch, features)
     assert best.mappings > 100_000
     for budget, tolerance in ((400, 0.01), (2000, 1e-9)):
         for seed in range(10):

@@ -108,3 +108,70 @@ def test_cli_jobs_must_be_a_positive_whole_number(tmp_path):
                        timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "out" / "results.json").read_text())["totals"]["operations_failed"] == 0
+
+
+def _sleep_on(i: int) -> int:
+    if i == 2:
+        import time
+        time.sleep(600)                                   # a hung plugin
+    return i
+
+
+@needs_fork
+def test_a_piece_over_its_time_is_stopped_and_costs_only_itself():
+    import time
+    started = time.monotonic()
+    out = run_pieces(_sleep_on, 5, 2, timeout_s=1.0, late=lambda i, why: ("late", why))
+    assert out[:2] + out[3:] == [0, 1, 3, 4]
+    assert out[2] == ("late", "it did not finish within 1 s")
+    assert time.monotonic() - started < 10
+
+
+@needs_fork
+def test_the_deadline_stops_what_is_left_and_keeps_what_finished():
+    import time
+    started = time.monotonic()
+    out = run_pieces(_sleep_on, 5, 1, order=[0, 1, 2, 3, 4], deadline=time.monotonic() + 2.0,
+                     late=lambda i, why: ("late", why))
+    assert out[:2] == [0, 1]
+    assert out[2] == ("late", "the run's deadline passed while it ran")
+    assert out[3:] == [("late", "the run's deadline passed before it started")] * 2
+    assert time.monotonic() - started < 10
+
+
+class _Sleepy:
+    """The native cost model, except that it hangs on conv2's forward operation."""
+
+    @staticmethod
+    @hookimpl
+    def ntframe_register_cost_models(register):
+        from ntframe_plugins.native_cost import NativeCostModel
+
+        class Sleepy(NativeCostModel):
+            name = "sleepy"
+
+            def evaluate_batch(self, problem, batch, architecture):
+                if problem.op.name == "conv2.forward":
+                    import time
+                    time.sleep(600)
+                return super().evaluate_batch(problem, batch, architecture)
+
+        register(Sleepy)
+
+
+@needs_fork
+def test_a_hanging_cost_model_costs_its_operation_not_the_run(tmp_path, host):
+    import time
+
+    import ntframe
+    host.register_module(_Sleepy, "sleepy-plugin", "1.0")
+    spec = small_spec(tmp_path, 60)
+    spec.write_text(spec.read_text().replace("cost_model: native", "cost_model: sleepy"))
+    started = time.monotonic()
+    results = ntframe.run(spec, host=host, jobs=2, operation_timeout_s=3.0, write=tmp_path / "out")
+    assert time.monotonic() - started < 60
+    failed = {row["name"]: row["error"] for row in results.failed}
+    assert list(failed) == ["conv2.forward"]
+    assert "conv2.forward was stopped: it did not finish within 3 s" in failed["conv2.forward"]
+    assert results.totals["operations_ok"] == len(results.operations) - 1
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["totals"] == results.totals

@@ -94,10 +94,44 @@ def test_failures_are_isolated_and_reported(tmp_path, monkeypatch):
     assert "RuntimeError: boom" in errors["p_raises"]
     assert "not a subclass of ntframe.components.MappingSearcher" in errors["p_notacomponent"]
     assert "cost_model 'echo' is already registered by plugin 'p_good'; plugin 'p_zclash'" in errors["p_zclash"]
-    assert host.get("cost_model", "echo").plugin == "p_good"
     assert host.plugins["p_good"].components == [("cost_model", "echo")]
+    with pytest.raises(SpecError, match="cost model 'echo' is registered by plugins 'p_good' and 'p_zclash'; "
+                                        "choose one by blocking the others: NTFRAME_DISABLE_PLUGINS=p_zclash"):
+        host.get("cost_model", "echo")       # which one would win is the order of their names: not a choice
     with pytest.raises(SpecError, match="no cost model named 'ech'; registered: echo; did you mean 'echo'"):
         host.get("cost_model", "ech")
+    monkeypatch.setenv("NTFRAME_DISABLE_PLUGINS", "p_zclash")
+    assert PluginHost().load(eps).get("cost_model", "echo").plugin == "p_good"
+
+
+SHADOW = GOOD.replace('name = "echo"', 'name = "native"')
+
+
+def test_a_shipped_component_cannot_be_taken_over(tmp_path, monkeypatch):
+    """A third-party plugin whose entry point sorts first ('aa-dup') registering cost model 'native': the shipped
+    one stays, the newcomer is rejected naming both; blocking the shipped plugin is the deliberate way."""
+    shipped = list(metadata.entry_points(group="ntframe"))
+    module = _module(tmp_path, "aa_dup", SHADOW, monkeypatch)
+    eps = [metadata.EntryPoint(name="aa-dup", value=module.value, group="ntframe"), *shipped]
+    host = PluginHost().load(eps)
+    assert host.get("cost_model", "native").plugin == "native-cost"
+    error = host.plugins["aa-dup"].error
+    assert "cost_model 'native' is already registered by plugin 'native-cost', shipped with ntframe" in error
+    assert "NTFRAME_DISABLE_PLUGINS=native-cost" in error
+    monkeypatch.setenv("NTFRAME_DISABLE_PLUGINS", "native-cost")
+    assert PluginHost().load(eps).get("cost_model", "native").plugin == "aa-dup"
+
+
+def test_sys_exit_in_a_plugin_import_is_a_plugin_failure(tmp_path):
+    """BaseException (sys.exit) at import: the plugin is reported, every command still works."""
+    site = tmp_path / "site"
+    _broken_distribution(site)
+    (site / "ntframe_broken.py").write_text("import sys\nsys.exit(7)\n")
+    listed = ntframe_cmd("plugins", "--json", env={"PYTHONPATH": str(site)})
+    assert listed.returncode == 0, listed.stderr
+    assert {p["name"]: p for p in json.loads(listed.stdout)}["broken"]["error"] == "import failed: SystemExit: 7"
+    checked = ntframe_cmd("validate", str(EXAMPLE), env={"PYTHONPATH": str(site)})
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_disable_and_allow_lists(tmp_path, monkeypatch):

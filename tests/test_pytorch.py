@@ -43,6 +43,24 @@ class Odd(nn.Module):
 '''
 
 
+@pytest.fixture(autouse=True)
+def _trusted(monkeypatch):
+    """These tests' modules are code in the spec's folder, which they trust."""
+    monkeypatch.setenv("NTFRAME_ALLOW_SPEC_CODE", "1")
+
+
+def test_code_in_the_spec_folder_needs_permission(tmp_path, monkeypatch):
+    """Running someone else's spec must not run their code unless the user says so."""
+    (tmp_path / "mods.py").write_text("raise SystemExit('this code ran')\n")
+    monkeypatch.delenv("NTFRAME_ALLOW_SPEC_CODE")
+    with pytest.raises(SpecError, match=r"module 'mods:TinyLM' is code in the spec's folder \(.*mods.py\); importing "
+                                        r"it runs it. For a spec you trust, allow it: NTFRAME_ALLOW_SPEC_CODE=1"):
+        load(tmp_path, "mods:TinyLM", [{"shape": [6], "dtype": "index", "vocab": 40}])
+    net = load(tmp_path, "torch.nn:Linear", [{"shape": [8]}], kwargs={"in_features": 8, "out_features": 4},
+               unsupported="approximate")                             # installed code needs no permission
+    assert any("node 'linear'" in note for note in net.notes)
+
+
 def load(tmp_path, module, inputs, **options):
     from ntframe_plugins.pytorch_frontend import PyTorchFrontend, PyTorchOptions
     opts = PyTorchOptions(module=module, inputs=inputs, **options)

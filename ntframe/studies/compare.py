@@ -21,18 +21,20 @@ import csv
 import io
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ntframe import __version__
+from ntframe import __version__, checks
 from ntframe.bundle import atomic_write
 from ntframe.components import Component
 from ntframe.errors import NtframeError, SpecError, ToolError
 from ntframe.host import PluginHost, Registered
+from ntframe.parallel import run_pieces
 from ntframe.results import to_jsonable
 from ntframe.runner import (
+    OPERATION_TIMEOUT_S,
     Resolved,
     _attributed,
     _AttributedCostModel,
@@ -98,8 +100,20 @@ def _unique(operations: list[Operation]) -> dict[tuple, Operation]:
     return first
 
 
+def _bounded(work: Callable[[Operation], Any], stopped: Callable[[str], Any], operations: list[Operation],
+             timeout_s: float | None) -> list[Any]:
+    """``work(op)`` for each operation, one after another (the columns' times stay comparable) in a worker
+    process that is stopped when an operation takes more than ``timeout_s`` (None: in this process, unbounded);
+    a stopped or dead one gets ``stopped(why)``."""
+    return run_pieces(lambda k: work(operations[k]), len(operations), 1, timeout_s=timeout_s,
+                      late=lambda k, why: stopped(f"stopped: {why} (ntframe compare --operation-timeout)"),
+                      died=lambda k: stopped("its worker process died (killed, out of memory, or a crash in a "
+                                             "plugin's native code)"))
+
+
 def compare_cost_models(resolved: Resolved, host: PluginHost, models: list[str], memories: list[str] | None = None,
-                        mapping_from: str | None = None, only: str | None = None) -> dict[str, Any]:
+                        mapping_from: str | None = None, only: str | None = None,
+                        operation_timeout_s: float | None = OPERATION_TIMEOUT_S) -> dict[str, Any]:
     arch = resolved.architecture
     columns: list[Column] = []
     for name in models:
@@ -123,14 +137,23 @@ def compare_cost_models(resolved: Resolved, host: PluginHost, models: list[str],
     operations = _selected(operations, only)
     mappings: dict[tuple, dict[str, Any]] = {}
     unique = _unique(operations)
-    for key, op in unique.items():
+
+    def work(op: Operation) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         try:
             mapping, _, search = map_operation(mapper_resolved, op)
-            mappings[key] = {"mapping": mapping, "search": search}
+            mapped: dict[str, Any] = {"mapping": mapping, "search": search}
         except NtframeError as exc:
-            mappings[key] = {"error": f"mapping: {exc}"}
-        for col in columns:
-            col.cells[op.name] = _cost_cell(resolved, col, op, mappings[key])
+            mapped = {"error": f"mapping: {exc}"}
+        return mapped, [_cost_cell(resolved, col, op, mapped) for col in columns]
+
+    def stopped(why: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        return {"error": f"mapping: {why}"}, [{"status": "error", "error": why} for _ in columns]
+
+    for (key, op), (mapped, cells) in zip(unique.items(), _bounded(work, stopped, list(unique.values()),
+                                                                   operation_timeout_s)):
+        mappings[key] = mapped
+        for col, cell in zip(columns, cells):
+            col.cells[op.name] = cell
     rows = []
     for op in operations:
         first = unique[op.shape_key()].name
@@ -181,6 +204,10 @@ def _cost_cell(resolved: Resolved, col: Column, op: Operation, mapped: dict[str,
     if mem:
         record["energy_by_level_pJ"][record["levels"][0]["level"]] = mem.energy_pJ
     record["evaluation_s"] = time.perf_counter() - started
+    found = checks.bad_number(record)            # the components' answers are checked; this is the backstop
+    if found:
+        return {"status": "error", "error": f"the figures hold {found}: every figure must be finite and not "
+                                            f"negative"}
     return {"status": "ok", **record}
 
 
@@ -209,7 +236,7 @@ def _totals(rows: list[dict], labels: list[str], clock_GHz: float) -> dict[str, 
 
 
 def compare_mappers(resolved: Resolved, host: PluginHost, mappers: list[str], cost_model: str | None = None,
-                    only: str | None = None) -> dict[str, Any]:
+                    only: str | None = None, operation_timeout_s: float | None = OPERATION_TIMEOUT_S) -> dict[str, Any]:
     arch, spec = resolved.architecture, resolved.loaded.spec
     cm_name = cost_model or resolved.components["cost_model"][0].name
     cm_reg, cm, why = _column(host, resolved, "cost_model", "cost_model", cm_name)
@@ -223,9 +250,12 @@ def compare_mappers(resolved: Resolved, host: PluginHost, mappers: list[str], co
     _, operations = operations_of(resolved)
     operations = _selected(operations, only)
     unique = _unique(operations)
-    for op in unique.values():
-        for col in columns:
-            col.cells[op.name] = _search_cell(col, op, attributed, arch, spec)
+    found = _bounded(lambda op: [_search_cell(col, op, attributed, arch, spec) for col in columns],
+                     lambda why: [{"status": "error", "error": why, "search_s": 0.0} for _ in columns],
+                     list(unique.values()), operation_timeout_s)
+    for op, cells in zip(unique.values(), found):
+        for col, cell in zip(columns, cells):
+            col.cells[op.name] = cell
     rows = []
     for op in operations:
         first = unique[op.shape_key()].name
@@ -255,10 +285,13 @@ def _search_cell(col: Column, op: Operation, cost_model, arch, spec) -> dict[str
     if col.unavailable:
         return {"status": "unavailable", "error": col.unavailable}
     started = time.perf_counter()
+    what = f"mapping search of {op.name}"
     try:
-        found = _attributed(col.reg, f"mapping search of {op.name}",      # type: ignore[arg-type]
-                            lambda: col.component.search(op, arch, cost_model, spec.mapper.budget,  # type: ignore
-                                                         spec.mapper.seed))
+        found = checks.search_result(_attributed(col.reg, what,      # type: ignore[arg-type]
+                                                 lambda: col.component.search(op, arch, cost_model,  # type: ignore
+                                                                              spec.mapper.budget, spec.mapper.seed)),
+                                     what, col.reg)
+        checks.compute_cost(found.cost, op, arch, what, col.reg)
     except NtframeError as exc:
         return {"status": "error", "error": str(exc), "search_s": time.perf_counter() - started}
     elapsed = time.perf_counter() - started
@@ -319,7 +352,7 @@ def _r(value: float, base: float | None) -> Any:
 def write(document: dict[str, Any], folder: Path, baseline: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = [folder / "compare.json", folder / "compare.csv"]
-    atomic_write(out[0], json.dumps(to_jsonable({**document, "baseline": baseline}), indent=1) + "\n")
+    atomic_write(out[0], json.dumps(to_jsonable({**document, "baseline": baseline}), indent=1, allow_nan=False) + "\n")
     atomic_write(out[1], csv_text(document, baseline))
     return out
 
