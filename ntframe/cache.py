@@ -14,6 +14,7 @@ Entries are written whole (a temporary file, then a rename) with the permissions
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -45,14 +46,21 @@ def new_file_mode() -> int:
     return 0o666 & ~_umask
 
 
+@functools.lru_cache(maxsize=None)
+def _hints(cls: type) -> dict[str, Any]:
+    """A dataclass's fields and their resolved annotations (resolving them is slow: once per class)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
 def from_json(cls: type[T], data: Any) -> T:
     """The dataclass ``cls`` built from what :func:`ntframe.results.to_jsonable` made of one, every field checked
     against its annotation (a list for a tuple, any number for a float, a whole number for an int); TypeError if
     ``data`` does not have that shape. Made for ``MappingCache.get``'s ``validate``."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}       # type: ignore[arg-type]
+    hints = _hints(cls)
+    unknown = set(data) - set(hints)
     if unknown:
         raise TypeError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
     return cls(**{name: _typed(hints[name], value) for name, value in data.items()})
