@@ -35,7 +35,7 @@ def default_jobs() -> int:
     if env:
         if not env.isdigit() or int(env) < 1:
             raise SpecError(f"environment variable NTFRAME_JOBS={env!r}: expected a whole number of worker "
-                            f"processes, at least 1 (1 = run in this process)")
+                            f"processes, at least 1 (1: one at a time)")
         return int(env)
     try:
         return len(os.sched_getaffinity(0))
