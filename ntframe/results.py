@@ -39,12 +39,6 @@ class ComputeCost:
     dram_instances: int = 1          # memory-level instances (vaults) the traffic is spread over
     notes: tuple[str, ...] = ()      # what the model left out or assumed (shown with its figures)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ComputeCost":
-        """The inverse of :func:`to_jsonable` (the mapping cache keeps a mapping's cost this way)."""
-        return cls(**{**data, "levels": tuple(LevelCost(**level) for level in data["levels"]),
-                      "notes": tuple(data.get("notes", ()))})
-
     @property
     def memory_level(self) -> LevelCost | None:
         return next((lvl for lvl in self.levels if lvl.is_memory), None)
