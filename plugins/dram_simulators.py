@@ -42,9 +42,8 @@ from ntframe.hardware import Architecture
 from ntframe.interop.external import (check_figures, cleanup, find_binary, parse_failure, program_identity,
                                       read_stats, run_tool, workdir)
 from ntframe.memory.hmc_bank import BANK_ENERGIES, HMCParams
-from ntframe.memory.trace import ADDRESS_MAPPINGS, TraceWriter
-from ntframe.memory.sampling import SamplingOptions, memory_cost
-from ntframe.memory.tracegen import TraceGenerator, arch_memory_ratio
+from ntframe.memory.trace import TraceWriter
+from ntframe.memory.sampling import SamplingOptions, sampled_memory_cost
 from ntframe.results import DramTraffic, MemoryCost
 
 RAMULATOR_FIX = ("build the hmc branch of CMU-SAFARI/ramulator and set NTFRAME_RAMULATOR=/path/to/ramulator "
@@ -177,13 +176,10 @@ class _TraceDriven(MemoryBackend):
     def _estimate(self, traffic: DramTraffic, arch: Architecture, address_mapping: str, p: HMCParams,
                   run) -> MemoryCost:
         """The simulator (``run(records)``: its figures on one stretch of the trace) on the sampled trace."""
-        gen = TraceGenerator(traffic.op, traffic.mapping, arch, ADDRESS_MAPPINGS[address_mapping],
-                             self.options.layout, traffic.compute_cycles)
-        counts = gen.line_counts()
-        est = self.options.estimate(gen, counts, run)
-        return memory_cost(est, counts, p.tCK_ns, arch_memory_ratio(arch),
-                           {"simulator": self.name, "tolerance": self.options.tolerance,
-                            "layout": self.options.layout})
+        return sampled_memory_cost(traffic, arch, address_mapping, self.options.layout, self.options,
+                                   lambda counts: run, p.tCK_ns,
+                                   {"simulator": self.name, "tolerance": self.options.tolerance,
+                                    "layout": self.options.layout})
 
 
 RAMULATOR_ENERGIES = ("activation_energy_pJ", "array_energy_pJ_per_bit", "logic_energy_pJ_per_bit")

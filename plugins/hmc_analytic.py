@@ -22,9 +22,7 @@ import ntframe
 from ntframe.components import MemoryBackend
 from ntframe.hardware import Architecture
 from ntframe.memory.hmc_bank import HMCParams, bank_params, missing_bank_figures, simulate
-from ntframe.memory.trace import ADDRESS_MAPPINGS
-from ntframe.memory.sampling import SamplingOptions, memory_cost
-from ntframe.memory.tracegen import TraceGenerator, arch_memory_ratio
+from ntframe.memory.sampling import SamplingOptions, sampled_memory_cost
 from ntframe.results import DramTraffic, MemoryCost
 
 
@@ -63,24 +61,20 @@ class HMCAnalytic(MemoryBackend):
     def simulate(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         if self.options.model == "stream" or traffic.op is None:
             return self._stream(traffic, architecture)
-        p = self.params(architecture)
-        gen = TraceGenerator(traffic.op, traffic.mapping, architecture,
-                             ADDRESS_MAPPINGS[self.options.address_mapping], self.options.layout,
-                             traffic.compute_cycles)
-        counts = gen.line_counts()
-        o = self.options
+        p, o = self.params(architecture), self.options
 
-        many = counts.requests > 4 * o.window_requests           # short stretches: the compiled pass for all
+        def model_for(counts):
+            many = counts.requests > 4 * o.window_requests       # short stretches: the compiled pass for all
 
-        def model(w: np.ndarray) -> dict[str, float]:
-            r = simulate(w["time"], w["vault"], w["bank"], w["row"], w["write"], 64, p,
-                         compiled=True if many else None)
-            return {**r, "read_latency_sum": r["read_latency_avg"] * r["reads"]}
+            def model(w: np.ndarray) -> dict[str, float]:
+                r = simulate(w["time"], w["vault"], w["bank"], w["row"], w["write"], 64, p,
+                             compiled=True if many else None)
+                return {**r, "read_latency_sum": r["read_latency_avg"] * r["reads"]}
+            return model
 
-        est = o.estimate(gen, counts, model)
-        return memory_cost(est, counts, p.tCK_ns, arch_memory_ratio(architecture),
-                           {"model": "bank", "tolerance": o.tolerance, "layout": o.layout,
-                            "address_mapping": o.address_mapping, "page_policy": o.page_policy})
+        return sampled_memory_cost(traffic, architecture, o.address_mapping, o.layout, o, model_for, p.tCK_ns,
+                                   {"model": "bank", "tolerance": o.tolerance, "layout": o.layout,
+                                    "address_mapping": o.address_mapping, "page_policy": o.page_policy})
 
     def _stream(self, traffic: DramTraffic, architecture: Architecture) -> MemoryCost:
         dram = architecture.levels[0]

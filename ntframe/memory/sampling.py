@@ -38,9 +38,10 @@ from typing import Callable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from ntframe.memory.trace import LINE_BYTES, TRACE_DTYPE
-from ntframe.memory.tracegen import LineCounts, TraceGenerator
-from ntframe.results import MemoryCost
+from ntframe.hardware.architecture import Architecture
+from ntframe.memory.trace import ADDRESS_MAPPINGS, LINE_BYTES, TRACE_DTYPE
+from ntframe.memory.tracegen import LineCounts, TraceGenerator, arch_memory_ratio
+from ntframe.results import DramTraffic, MemoryCost
 
 Z95 = 1.959963984540054
 METHOD_ERROR = 0.005
@@ -207,6 +208,20 @@ def estimate(gen: TraceGenerator, counts: LineCounts, simulate: Callable[[np.nda
             if simulated >= max_requests:
                 break
             take(h)
+
+
+def sampled_memory_cost(traffic: DramTraffic, arch: Architecture, address_mapping: str, layout: str,
+                        options: SamplingOptions,
+                        simulator: Callable[[LineCounts], Callable[[np.ndarray], dict[str, float]]],
+                        tck_ns: float, details: dict) -> MemoryCost:
+    """A trace-driven memory backend's answer: the operation's request trace (``address_mapping``, ``layout``),
+    its lines counted, the rest estimated by ``options`` with ``simulator(counts)`` (the memory model on one
+    stretch of the trace; given the counts, to choose how to simulate) and combined by :func:`memory_cost`."""
+    gen = TraceGenerator(traffic.op, traffic.mapping, arch, ADDRESS_MAPPINGS[address_mapping], layout,
+                         traffic.compute_cycles)
+    counts = gen.line_counts()
+    return memory_cost(options.estimate(gen, counts, simulator(counts)), counts, tck_ns, arch_memory_ratio(arch),
+                       details)
 
 
 def memory_cost(est: Estimate, counts: LineCounts, tck_ns: float, memory_ratio: float,
