@@ -315,7 +315,7 @@ class RelaxedPricing:
         if key in self._pass_cache:
             return self._pass_cache[key]
         blocks = self._blocks(split)
-        looped, rel_g, seq_g = blocks["looped"], blocks["rel_g"], blocks["seq_g"]
+        looped, rel_g = blocks["looped"], blocks["rel_g"]
         m, Tn = looped.shape[1], len(first)
         counted = [j for j in range(Tn) if first[j] < self.K]
         sources: dict[tuple[bool, ...], int] = {}      # the columns counting full passes -> their source's index
@@ -392,9 +392,9 @@ class RelaxedPricing:
         [G, m], the loops over blocks per group; ``size`` [Tn, m], each tensor's block size in bytes (from one
         dimension per axis: a lower bound); ``full_extra`` and ``again_extra`` [m, Tn], each tensor's passes less
         one if every block loop fetches it again, and if only the time steps do; ``rel_g`` [Tn, G], which groups
-        index each tensor; ``seq_g`` [G], which are time steps; and for :meth:`_passes`: ``any_loop`` [m] (a loop
-        at all), ``inner`` (the groups that are not time steps), ``any_inner`` [m] (a loop over one of those) and
-        ``seq_groups`` (memoised)."""
+        index each tensor; and for :meth:`_passes`: ``any_loop`` [m] (a loop at all), ``inner`` (the groups that
+        are not time steps), ``any_inner`` [m] (a loop over one of those) and ``seq_groups`` (the time steps)
+        (memoised)."""
         key = split.tobytes()
         if key not in self._block_cache:
             problem = self.problem
@@ -428,7 +428,7 @@ class RelaxedPricing:
             self._block_cache[key] = {
                 "looped": loops_g, "size": size * problem.bits[:, None] / 8, "full_extra": full - 1,
                 "again_extra": again - 1,
-                "rel_g": rel_g, "seq_g": seq_g, "any_loop": loops_g.any(axis=0), "inner": inner,
+                "rel_g": rel_g, "any_loop": loops_g.any(axis=0), "inner": inner,
                 "any_inner": loops_g[inner].any(axis=0), "seq_groups": np.flatnonzero(seq_g)}
         return self._block_cache[key]
 
@@ -494,9 +494,10 @@ class NativeCostModel(CostModel):
 
     def evaluate(self, operation: Operation, mapping: Mapping, architecture: Architecture) -> ComputeCost:
         problem = Problem(operation)
-        lines, notes = _dram_lines(problem, mapping, architecture) \
-            if architecture.levels[0].cls == "DRAM" and self.options.dram_line_bytes == LINE_BYTES else (None, ())
-        p = price(problem, to_batch(problem, [mapping]), architecture, line_bytes=self.options.dram_line_bytes,
+        lines, notes, a = _dram_lines(problem, mapping, architecture) \
+            if architecture.levels[0].cls == "DRAM" and self.options.dram_line_bytes == LINE_BYTES \
+            else (None, (), None)
+        p = price(problem, to_batch(problem, [mapping]), architecture, a, line_bytes=self.options.dram_line_bytes,
                   reduction_adders=self.options.spatial_reduction_adders,
                   dram_lines=None if lines is None else lines.lines[None])
         if lines is not None:
@@ -549,20 +550,22 @@ class NativeCostModel(CostModel):
 EXACT_LINES_BOXES = 4_000_000
 
 
-def _dram_lines(problem: Problem, mapping: Mapping, arch: Architecture) -> tuple[LineCounts | None, tuple[str, ...]]:
+def _dram_lines(problem: Problem, mapping: Mapping,
+                arch: Architecture) -> tuple[LineCounts | None, tuple[str, ...], Analysis]:
     """The lines the mapping's request trace moves (:meth:`ntframe.memory.tracegen.TraceGenerator.line_counts`,
     vault-local layout), for :func:`price` to charge at the DRAM instead of the search's estimate: every box's
     real lines — its alignment, the rows padding leaves out, neighbouring rows sharing a line. The memory
     backends simulate these same requests, so the cost model, the trace and the backends count one number of
     bytes. A mapping with more than EXACT_LINES_BOXES DRAM fetches (boxes: a tensor's tile fetched by one vault;
     some thousands in the mappings the search keeps, millions in a random one a sampling search may try) keeps
-    the estimate, and the note says so: counting costs about 0.1 s per million."""
+    the estimate, and the note says so: counting costs about 0.1 s per million. Also the mapping's reuse analysis,
+    which the generator made, for :func:`price` (so it is not made twice)."""
     gen = TraceGenerator(problem.op, mapping, arch, None)
     if gen.boxes > EXACT_LINES_BOXES:
         return None, (f"DRAM bytes: the search's element-and-inflation estimate (the mapping's {gen.boxes:,} DRAM "
                       f"fetches are more than the {EXACT_LINES_BOXES:,} counted exactly; the memory backend's "
-                      f"bytes are the trace's)",)
-    return gen.line_counts(), ()
+                      f"bytes are the trace's)",), gen.analysis
+    return gen.line_counts(), (), gen.analysis
 
 
 @ntframe.hookimpl
