@@ -400,9 +400,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _jobs(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    from ntframe.parallel import jobs_value
+    jobs = jobs_value(text)
+    if jobs is None:
         raise argparse.ArgumentTypeError(f"expected a whole number of worker processes, at least 1, not {text!r}")
-    return int(text)
+    return jobs
 
 
 def _seconds(text: str) -> float:

@@ -29,14 +29,21 @@ STOP_GRACE_S = 2.0
 """Seconds a stopped worker has to clean up (its plugin's subprocesses) before it is killed."""
 
 
+def jobs_value(text: str) -> int | None:
+    """``text`` as a number of worker processes (a whole number, at least 1), or None: the one rule for ``-j``
+    and ``NTFRAME_JOBS``."""
+    return int(text) if text.isdigit() and int(text) >= 1 else None
+
+
 def default_jobs() -> int:
     """Workers when the caller does not say: ``NTFRAME_JOBS``, else the cores this process may use."""
     env = os.environ.get("NTFRAME_JOBS", "").strip()
     if env:
-        if not env.isdigit() or int(env) < 1:
+        jobs = jobs_value(env)
+        if jobs is None:
             raise SpecError(f"environment variable NTFRAME_JOBS={env!r}: expected a whole number of worker "
                             f"processes, at least 1 (1: one at a time)")
-        return int(env)
+        return jobs
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:                                          # not Linux
@@ -191,4 +198,4 @@ def run_pieces(fn: Callable[[int], Any], count: int, jobs: int, *, order: Sequen
     return results
 
 
-__all__ = ["STOP_GRACE_S", "can_fork", "default_jobs", "run_pieces"]
+__all__ = ["STOP_GRACE_S", "can_fork", "default_jobs", "jobs_value", "run_pieces"]
