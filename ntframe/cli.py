@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ntframe import __version__
+from ntframe import __version__, jit
 from ntframe.errors import NtframeError, SpecError
 
 
@@ -385,9 +385,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         spec = importlib.util.find_spec(module)
         rows.append((f"python: {module}", "found" if spec else "missing",
                      (spec.origin or "") if spec else f"pip install 'ntframe[{extra}]'"))
-    from ntframe.memory.hmc_bank import jit_status
-    compiled, detail = jit_status()
-    rows.append(("bank model: compiled pass", "found" if compiled else "missing", detail))
+    compiled, detail = jit.status()
+    rows.append(("compiled kernels (bank model, pricing)", "found" if compiled else "missing", detail))
     host = _host()
     for info in host.failures():
         rows.append((f"plugin: {info.name}", "failed", info.error or ""))

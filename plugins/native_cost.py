@@ -14,6 +14,13 @@ with the memory backend's figures. The DRAM moves whole lines (``dram_line_bytes
 contiguous run (row-major in the stored tensor) is shorter than a line costs whole lines, so the mapper prefers
 DRAM tiles that are wide along the contiguous axis; ``dram_line_bytes: 0`` counts elements, as Timeloop does
 with a block size of one word.
+
+Speed: the searches price batches through :meth:`NativeCostModel.evaluate_batch` (energy and cycles only). With
+numba installed (the ``fast`` extra) a compiled kernel (:mod:`ntframe.mapping.kernels`) gives them one mapping
+at a time, the same figures to the last bit, about ten times faster on the searches' batches of one to a few
+hundred mappings (numpy spends most of its time there on the overhead of some hundred small array operations per
+call); ``NTFRAME_JIT=0`` turns it off, and a kernel that fails warns once and leaves numpy to price.
+:func:`price`, with the per-level breakdown that :meth:`~NativeCostModel.evaluate` reports, is numpy's alone.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import ntframe
 from ntframe.components import CostModel
 from ntframe.hardware import Architecture
+from ntframe.jit import OptionalKernel
 from ntframe.mapping import Mapping
 from ntframe.mapping.bounded import Tiles
 from ntframe.mapping.mapspace import (ACCUMULATE, READ, READWRITE, Analysis, MappingBatch, Problem,
@@ -111,6 +119,55 @@ def price(problem: Problem, batch: MappingBatch, arch: Architecture, a: Analysis
     out.update(energy_pJ=energy, cycles=cycles, on_die_cycles=on_die, compute_cycles=compute_cycles,
                compute_energy_pJ=compute_energy, actions=actions, analysis=a, K=K)
     return out
+
+
+PRICING = OptionalKernel("ntframe.mapping.kernels", "the native cost model's compiled pricing", "numpy's pricing")
+"""The compiled batch pricing (:mod:`ntframe.mapping.kernels`), optional (:mod:`ntframe.jit`)."""
+
+
+class CompiledPricing:
+    """:func:`price`'s energy and cycles of a batch by :func:`ntframe.mapping.kernels.price_batch`, whose
+    constant arguments (the problem's, the architecture's and the options') are made once here. ``applies`` is
+    False, and :meth:`price` gives None, where the kernel does not cover the problem (more than 7 levels or
+    tensors, a tensor without axes): numpy prices it."""
+
+    MAX_ITEMS = 7       # numpy sums 8 items or more along an array's last axis pairwise, not left to right
+
+    def __init__(self, problem: Problem, arch: Architecture, line_bytes: int = 64,
+                 reduction_adders: bool = True) -> None:
+        self.problem, self.arch = problem, arch
+        op, compute, net = problem.op, arch.compute, arch.network
+        starts = [int(s) for s in problem.axis_starts]
+        ends = starts[1:] + [len(problem.coef_int)]
+        self.applies = (len(arch.levels) <= self.MAX_ITEMS and len(starts) <= self.MAX_ITEMS
+                        and all(s < e for s, e in zip(starts, ends)))
+        bits = int(problem.bits.max())
+        add_pJ = compute.energy_pJ("add", bits) if net is not None or reduction_adders else 0.0   # as price()
+        problem_args = (problem.bounds.astype(np.int64), problem.relevant.astype(bool),
+                        problem.coef_int.astype(np.int64), np.array([starts, ends], np.int64).T.copy(),
+                        problem.roles.astype(np.int64), problem.bits.astype(float), problem.shape_all.astype(float))
+        level_args = tuple(np.array([getattr(lv, field) for lv in arch.levels], float)
+                           for field in ("read_energy_pJ_per_bit", "write_energy_pJ_per_bit", "bytes_per_cycle"))
+        network_args = (True, float(net.average_hops), float(net.hop_energy_pJ_per_bit),
+                        float(net.links * net.link_bandwidth_bytes_per_cycle), float(add_pJ)) if net is not None \
+            else (False, 0.0, 0.0, 1.0, 0.0)
+        reduction_args = (bool(reduction_adders),
+                          np.array([add_pJ if t.role == ACCUMULATE else 0.0 for t in problem.tensors], float))
+        compute_args = (float(op.points * op.ops_per_point * compute.energy_pJ(op.action, bits)),
+                        int(op.ops_per_point), float(compute.ops_per_cycle))
+        self.args = (problem_args + level_args + (float(line_bytes),) + network_args + reduction_args
+                     + compute_args)
+
+    def price(self, kernels, batch: MappingBatch) -> tuple[np.ndarray, np.ndarray] | None:
+        """(energy_pJ[B], cycles[B]) by the kernel of ``kernels`` (:data:`PRICING`'s module), or None where it
+        does not apply (also a batch that does not factorise the bounds)."""
+        if not self.applies:
+            return None
+        energy, cycles = np.empty(len(batch)), np.empty(len(batch))
+        whole = kernels.price_batch(np.ascontiguousarray(batch.T, np.int64), np.ascontiguousarray(batch.S, np.int64),
+                                    np.ascontiguousarray(batch.R, np.int64), np.ascontiguousarray(batch.keep, bool),
+                                    *self.args, energy, cycles)
+        return (energy, cycles) if whole else None
 
 
 class RelaxedPricing:
@@ -298,49 +355,53 @@ class RelaxedPricing:
         weights = parts["level0"][np.arange(len(chain_of)), chain_of, k]
         key = (spatial[0].tobytes(), first, weights.tobytes())      # structures often repeat these (memoised)
         if key not in self._penalty_cache:
-            extra = self._passes(spatial[0], first)
-            self._penalty_cache[key] = 0.0 if extra is None else max(0.0, float((extra @ weights).min()))
+            passes = self._passes(spatial[0], first)
+            self._penalty_cache[key] = 0.0 if passes is None else max(0.0, self._fewest(spatial[0], passes, weights))
         return self._penalty_cache[key]
 
-    def _passes(self, split: np.ndarray, first: tuple[int, ...]) -> np.ndarray | None:
-        """For the outermost level's split and each tensor's first kept level below it: the extra passes per
-        tensor [m, Tn] of every block that fits (the smallest is a maximal block's: a bigger block never fetches
-        anything more often), for every choice of the deeper tensors held whole and of ``d*``, in one array; None
-        when a block needs no loop at the outermost level (memoised).
+    def _fewest(self, split: np.ndarray, passes: list[tuple[tuple[int, ...], np.ndarray]],
+                weights: np.ndarray) -> float:
+        """The smallest energy of the extra passes of :meth:`_passes`'s blocks: per set of columns counting full
+        passes, each block's passes weighted by the tensors' costs of one more pass, summed tensor by tensor in
+        their order (the same float whatever the blocks' positions), the least over the blocks it selects."""
+        blocks = self._blocks(split)
+        full, again = blocks["full_extra"] * weights[None, :], blocks["again_extra"] * weights[None, :]
+        least = math.inf
+        for full_cols, selected in passes:
+            energy = np.zeros(len(selected))
+            for j, full_j in full_cols:
+                energy = energy + (full if full_j else again)[:, j]
+            least = min(least, float(energy[selected].min()))
+        return least
 
-        The rows come in a fixed order (per choice of the tensors held whole, per set of ``d*`` that count the
-        same passes, the blocks in order): :meth:`penalty`'s matrix product is computed on exactly this array,
-        whose last bits may depend on the rows' positions."""
+    def _passes(self, split: np.ndarray, first: tuple[int, ...]) -> list[tuple[tuple, np.ndarray]] | None:
+        """For the outermost level's split and each tensor's first kept level below it, the blocks that fit
+        (the smallest passes are a maximal block's: a bigger block never fetches anything more often), for every
+        choice of the deeper tensors held whole and of ``d*``: per way of counting the tensors kept below
+        (``((tensor, full), ...)``: ``full``, every block loop fetches it again, :meth:`_blocks`'s ``full_extra``;
+        else only the time steps do, ``again_extra``), the blocks [m] bool counted that way; None when a block
+        needs no loop at the outermost level (memoised)."""
         key = (split.tobytes(), first)
         if key in self._pass_cache:
             return self._pass_cache[key]
         blocks = self._blocks(split)
         looped, rel_g = blocks["looped"], blocks["rel_g"]
-        m, Tn = looped.shape[1], len(first)
-        counted = [j for j in range(Tn) if first[j] < self.K]
-        sources: dict[tuple[bool, ...], int] = {}      # the columns counting full passes -> their source's index
-        picks: list[np.ndarray] = []                    # rows of the stacked sources, in the output's order
+        counted = [j for j in range(len(first)) if first[j] < self.K]
+        selected: dict[tuple, np.ndarray] = {}         # the columns counting full passes -> the blocks selected
         for whole, ok in self._fitting(first, blocks["size"]):
             if not (blocks["any_loop"] | ~ok).all():
-                picks = []                              # no loop at the outermost level: nothing fetched again
-                break
+                self._pass_cache[key] = None            # no loop at the outermost level: nothing fetched again
+                return None
             inner = blocks["inner"] if (ok & blocks["any_inner"]).any() else blocks["seq_groups"]  # else time steps
-            by_columns: dict[tuple[bool, ...], list[int]] = {}    # the d* that count the same passes, together
+            by_columns: dict[tuple, list[int]] = {}     # the d* that count the same passes, together
             for g in inner:
-                by_columns.setdefault(tuple(bool(rel_g[j, g] or (first[j] > 1 and j not in whole))
+                by_columns.setdefault(tuple((j, bool(rel_g[j, g] or (first[j] > 1 and j not in whole)))
                                             for j in counted), []).append(int(g))
             for full_cols, group in by_columns.items():
-                rows = np.flatnonzero(ok & np.logical_or.reduce(looped[group], axis=0))
-                if len(rows):
-                    picks.append(sources.setdefault(full_cols, len(sources)) * m + rows)
-        if not picks:
-            self._pass_cache[key] = None
-            return None
-        stacked = np.zeros((len(sources), m, Tn))      # per set of full columns: every block's extra passes
-        for full_cols, s in sources.items():
-            for j, full_j in zip(counted, full_cols):
-                stacked[s, :, j] = blocks["full_extra" if full_j else "again_extra"][:, j]
-        self._pass_cache[key] = np.take(stacked.reshape(-1, Tn), np.concatenate(picks), axis=0)
+                rows = ok & np.logical_or.reduce(looped[group], axis=0)
+                if rows.any():
+                    selected[full_cols] = selected[full_cols] | rows if full_cols in selected else rows
+        self._pass_cache[key] = list(selected.items()) or None
         return self._pass_cache[key]
 
     def _fitting(self, first: tuple[int, ...], size: np.ndarray) -> list[tuple[list[int], np.ndarray]]:
@@ -483,7 +544,25 @@ class NativeCostModel(CostModel):
     description = "analytical reuse model (Timeloop-style access counts, per-action energies, bandwidth bounds)"
     Options = NativeCostOptions
 
+    def __init__(self, options: NativeCostOptions | None = None) -> None:
+        super().__init__(options)
+        self._compiled: CompiledPricing | None = None      # the last problem's, for the compiled pricing
+
     def evaluate_batch(self, problem: Problem, batch: MappingBatch, architecture: Architecture):
+        """:func:`price`'s energy and cycles; by the compiled kernel when there is one (the same figures)."""
+        kernels = PRICING.get()
+        if kernels is not None:
+            try:
+                compiled = self._compiled
+                if compiled is None or compiled.problem is not problem or compiled.arch is not architecture:
+                    compiled = self._compiled = CompiledPricing(problem, architecture, self.options.dram_line_bytes,
+                                                                self.options.spatial_reduction_adders)
+                got = compiled.price(kernels, batch)
+            except Exception as exc:    # an optional accelerator (compiled on first use) must not cost results
+                PRICING.failed(exc)
+            else:
+                if got is not None:
+                    return got
         p = price(problem, batch, architecture, line_bytes=self.options.dram_line_bytes,
                   reduction_adders=self.options.spatial_reduction_adders)
         return p["energy_pJ"], p["cycles"]

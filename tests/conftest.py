@@ -30,3 +30,15 @@ def _private_cache(tmp_path_factory, monkeypatch):
 def host():
     from ntframe.host import PluginHost
     return PluginHost().load()
+
+
+@pytest.fixture()
+def kern():
+    """The bank model's compiled pass (:mod:`ntframe.memory.hmc_stream`); skips without numba or with
+    NTFRAME_JIT=0."""
+    pytest.importorskip("numba", reason="numba not installed: pip install 'ntframe[fast]' for the compiled pass")
+    from ntframe.memory import hmc_bank
+    k = hmc_bank._kernels()
+    if k is None:
+        pytest.skip("the compiled pass is turned off (NTFRAME_JIT=0)")
+    return k

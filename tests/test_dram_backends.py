@@ -73,10 +73,9 @@ def test_trace_follows_the_mapping_and_the_analysis(tmp_path):
     assert len(np.unique(steps // 1)) > 1                             # spread over the operation's steps
 
 
-def test_row_windows_are_the_rows_of_the_whole_trace():
-    """An operation with few, large steps (a vault split with 4 steps, the vaults' whole tiles fetched in each) is
-    sampled by stretches of issue rows: each is exactly the records of those rows in the full step's trace (both
-    layouts), and the counts without the trace are its counts, step by step."""
+def row_mode_generator(layout: str):
+    """A fully connected layer in 4 large steps (a vault split, the vaults' whole tiles fetched in each): a
+    TraceGenerator in ``layout``, sampled by stretches of issue rows."""
     import dataclasses
 
     from ntframe.hardware.architecture import load_architecture
@@ -94,8 +93,15 @@ def test_row_windows_are_the_rows_of_the_whole_trace():
     op = expand(b.build(32), [Phase.forward], dict.fromkeys(Phase, 32))[0]
     mapping = Mapping((LevelMapping("vault_dram", (("M", 4),), (("N", 32),)),
                        LevelMapping("vault_buffer", (("M", 16), ("C", 4096))), LevelMapping("pe_rf", ())))
+    return TraceGenerator(op, mapping, arch, ADDRESS_MAPPINGS["RoCoBaVa"], layout, 1e6)
+
+
+def test_row_windows_are_the_rows_of_the_whole_trace():
+    """An operation with few, large steps (:func:`row_mode_generator`) is sampled by stretches of issue rows: each
+    is exactly the records of those rows in the full step's trace (both layouts), and the counts without the
+    trace are its counts, step by step."""
     for layout in ("vault-local", "interleaved"):
-        gen = TraceGenerator(op, mapping, arch, ADDRESS_MAPPINGS["RoCoBaVa"], layout, 1e6)
+        gen = row_mode_generator(layout)
         assert gen.steps == 4
         full = [np.concatenate(list(gen.chunks(s, s + 1))) for s in range(gen.steps)]
         total = sum(len(f) for f in full)

@@ -7,19 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ntframe import jit
 from ntframe.memory import hmc_bank
 from ntframe.memory.hmc_bank import HMCParams, simulate
 from tests.conftest import EXAMPLE
 
 pytest.importorskip("numba", reason="numba not installed: pip install 'ntframe[fast]' for the compiled pass")
-
-
-@pytest.fixture()
-def kern():
-    k = hmc_bank._kernels()
-    if k is None:
-        pytest.skip("the compiled pass is turned off (NTFRAME_JIT=0)")
-    return k
 
 
 def both(kern, monkeypatch, *args, link=None):
@@ -119,9 +112,9 @@ def test_short_traces_do_not_load_the_compiled_pass(monkeypatch):
 def test_jit_can_be_turned_off(monkeypatch):
     monkeypatch.setenv("NTFRAME_JIT", "0")
     assert hmc_bank._kernels() is None
-    assert hmc_bank.jit_status() == (False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)")
+    assert jit.status() == (False, "turned off by NTFRAME_JIT=0 (the numpy code only: the same figures)")
     monkeypatch.delenv("NTFRAME_JIT")
-    assert hmc_bank._kernels() is not None and hmc_bank.jit_status()[0] is True
+    assert hmc_bank._kernels() is not None and jit.status()[0] is True
 
 
 def test_a_failing_compiled_pass_costs_no_result(kern, monkeypatch):
@@ -140,9 +133,9 @@ def test_a_failing_compiled_pass_costs_no_result(kern, monkeypatch):
             raise RuntimeError("cannot compile")
 
     monkeypatch.setattr(hmc_bank, "STREAM_MIN_REQUESTS", 0)
-    monkeypatch.setattr(hmc_bank, "_load_kernels", lambda: Broken)
-    monkeypatch.setattr(hmc_bank, "_jit_failure", [])
+    monkeypatch.setattr(hmc_bank.STREAM, "_loaded", Broken)
+    monkeypatch.setattr(hmc_bank.STREAM, "failure", None)
     with pytest.warns(RuntimeWarning, match="NTFRAME_JIT=0"):
         assert simulate(*args) == expected
     assert hmc_bank._kernels() is None
-    assert hmc_bank.jit_status()[1].startswith("failed in this process (RuntimeError: cannot compile)")
+    assert hmc_bank.STREAM.failure == "RuntimeError: cannot compile"

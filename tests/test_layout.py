@@ -28,7 +28,7 @@ WINGS_BELOW = {                     # each wing may import itself and the wings 
     "interop": {"workload", "hardware", "mapping"},
 }
 UTILITIES = {"ntframe", "ntframe.errors", "ntframe.yamlio", "ntframe.paths", "ntframe.cache", "ntframe.results",
-             "ntframe.components"}
+             "ntframe.components", "ntframe.jit"}
 CONTRACT = ["hookspecs", "components", "results", "errors"]
 FRONT = {"ntframe.runner", "ntframe.cli", "ntframe.api", "ntframe.bundle", "ntframe.studies"}
 

@@ -31,9 +31,10 @@ rebuilt to serve the older queue head instead: docs/memory.md); a mode timeline 
 
 Speed: with numba installed (the ``fast`` extra), on traces of ``STREAM_MIN_REQUESTS`` or more, a compiled pass
 over the requests in issue order (:mod:`ntframe.memory.hmc_stream`) gives the figures when its case holds (no FR-FCFS
-promotion, no vault queue full: the vectorised model's first round is then its answer), else the vectorised
-model runs; the two agree to the last bit. Derated bank times are rounded to 1/256 cycle so that every time is
-exact in floating point.
+promotion; with the engines' front ends, a full vault queue is followed through the vectorised model's rounds,
+a pass each; with the host links, none full: the vectorised model's first round is then its answer), else the
+vectorised model runs; the two agree to the last bit. Derated bank times are rounded to 1/256 cycle so that
+every time is exact in floating point.
 
 Energy: activate + precharge per activation, and per bit read or written (DRAM array + TSV), plus the logic
 die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
@@ -48,13 +49,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from ntframe.jit import OptionalKernel
 
 HIT, MISS, CONFLICT = 0, 1, 2
 
@@ -149,7 +149,10 @@ def hmc_params(numbers: dict[str, float], **settings: str) -> HMCParams:
     return HMCParams(**values)  # type: ignore[arg-type]
 
 
-_jit_failure: list[str] = []          # why the compiled pass failed in this process (then numpy alone)
+QUEUE_ROUNDS = 50
+"""Rounds of :func:`simulate`'s fixed point with bounded vault queues (the compiled pass's too)."""
+STREAM = OptionalKernel("ntframe.memory.hmc_stream", "the bank model's compiled pass", "the vectorised numpy model")
+"""The compiled streaming pass (:mod:`ntframe.memory.hmc_stream`), optional (:mod:`ntframe.jit`)."""
 STREAM_MIN_REQUESTS = 200_000
 """Traces this long or longer try the compiled pass first. Shorter ones take the vectorised model only: it
 needs tens of milliseconds there, less than loading the compiled pass (about 0.3 s per process, 4 s the first
@@ -157,46 +160,8 @@ time it is compiled). The figures are the same either way."""
 
 
 def _kernels():
-    """The compiled streaming pass (:mod:`ntframe.memory.hmc_stream`) when numba is installed (the ``fast`` extra),
-    ``NTFRAME_JIT`` is not ``0`` and it has not failed in this process; else None. The figures are the same."""
-    if _jit_failure or os.environ.get("NTFRAME_JIT", "1") == "0":
-        return None
-    return _load_kernels()
-
-
-@functools.cache
-def _load_kernels():
-    if "NUMBA_CACHE_DIR" not in os.environ:                              # read when numba is imported
-        # compiled code, not results: kept apart from the mapping cache (NTFRAME_CACHE_DIR), so that emptying
-        # that (a cold run) does not also cost the compile (about 6 s) again
-        os.environ["NUMBA_CACHE_DIR"] = str(Path.home() / ".cache" / "ntframe-jit")
-    try:
-        from ntframe.memory import hmc_stream
-    except ImportError:
-        return None
-    return hmc_stream
-
-
-def _jit_failed(exc: Exception) -> None:
-    """The optional compiled pass failed (numba could not compile or load it, or it raised): warn once, name the
-    switch, and go on with the vectorised model for the rest of the process. Never costs a result."""
-    _jit_failure.append(f"{type(exc).__name__}: {exc}".split("\n")[0])
-    warnings.warn(f"ntframe: the bank model's compiled pass failed ({_jit_failure[0]}); using the vectorised numpy "
-                  "model (the same figures, slower). Set NTFRAME_JIT=0 to skip it, or reinstall numba "
-                  "(pip install 'ntframe[fast]').", RuntimeWarning, stacklevel=3)
-
-
-def jit_status() -> tuple[bool, str]:
-    """For ``ntframe doctor``: whether the bank model has its compiled streaming pass, and what to do if not."""
-    if os.environ.get("NTFRAME_JIT", "1") == "0":
-        return False, "turned off by NTFRAME_JIT=0 (vectorised numpy model only)"
-    if _jit_failure:
-        return False, f"failed in this process ({_jit_failure[0]}): set NTFRAME_JIT=0 or reinstall numba"
-    try:
-        import numba
-    except ImportError:
-        return False, "numba not installed: pip install 'ntframe[fast]' (same figures, several times faster)"
-    return True, f"numba {numba.__version__}"
+    """The compiled streaming pass when it can run (:meth:`ntframe.jit.OptionalKernel.get`); else None."""
+    return STREAM.get()
 
 
 def _small(x: np.ndarray) -> np.ndarray:
@@ -236,7 +201,19 @@ def _hold_table(p: HMCParams, burst) -> tuple[np.ndarray, float, np.ndarray, np.
     """How long a request holds its bank before the next one may start, by ``class + 3 write + 6 next_is_hit +
     12 last_in_bank`` (with one transfer size a hit's ``max(tCCD, burst)`` is in the table, else added per
     request), refresh's derating, and by class the cycles from bank start to the column command and to the data
-    at the vault controller."""
+    at the vault controller. With one transfer size the tables are made once per parameters and shared: callers
+    read them only."""
+    if np.ndim(burst) == 0:
+        return _hold_table_of(p, float(burst))
+    return _make_hold_table(p, burst)
+
+
+@functools.lru_cache(maxsize=64)
+def _hold_table_of(p: HMCParams, burst: float) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    return _make_hold_table(p, burst)
+
+
+def _make_hold_table(p: HMCParams, burst) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     pre = np.array([0, p.tRCD, p.tRP + p.tRCD], float)                    # to the column command
     act = np.array([0, 0, p.tRP], float)                                  # PRE -> ACT
     derate = 1.0 / (1.0 - p.tRFC / p.tREFI)                              # refresh steals bank time
@@ -615,9 +592,9 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
     kern = _kernels() if (n >= STREAM_MIN_REQUESTS if compiled is None else compiled) else None
     if kern is not None:
         try:
-            figures = _stream(kern, issue, vault, bank, row, write, nbytes, p, link)
+            figures = _stream(kern, issue, vault, bank, row, write, nbytes, p, link, rounds=True)
         except Exception as exc:    # an optional accelerator (compiled by numba on first use) must not cost results
-            _jit_failed(exc)
+            STREAM.failed(exc)
         else:
             if figures is not None:
                 return figures
@@ -629,7 +606,7 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
     # entry without a queue bound: at least one cycle apart in every stream (already so if issued so)
     q = p.queue_per_vault
     entry = issue if not q or n < 2 or step.min() >= 1 else _inject(issue, None, plan, p)
-    for _ in range(50):                                                   # rounds of the fixed point
+    for _ in range(QUEUE_ROUNDS):                                         # rounds of the fixed point
         start, _, done = _timing(entry + p.request_path_cycles, plan, p)
         if not q or n <= q:
             break
@@ -752,11 +729,13 @@ def _report(n: int, reads: int, total_bytes: float, cls_counts, read_latency: fl
             "energy_pJ": energy, "activations": activations}
 
 
-def _stream(kern, issue, vault, bank, row, write, nbytes, p: HMCParams, link) -> dict | None:
+def _stream(kern, issue, vault, bank, row, write, nbytes, p: HMCParams, link, rounds: bool = False) -> dict | None:
     """The figures from the compiled streaming pass (:func:`ntframe.memory.hmc_stream.stream`), or None when its case does not
     hold (a request promoted by FR-FCFS, a full vault queue): then the vectorised model answers. The settings
     below are the vectorised model's, one for one (``_Plan``, ``simulate``, ``_host``). One request a cycle
-    where the vectorised model spaces them changes nothing when they already are."""
+    where the vectorised model spaces them changes nothing when they already are. ``rounds``: when a vault queue
+    fills (engine front ends, no host links), find the times requests enter as the vectorised model's rounds do
+    (:func:`ntframe.memory.hmc_stream.queue_rounds`) and stream from those, rather than decline."""
     n = len(issue)
     vault, bank, write = np.asarray(vault), np.asarray(bank), np.asarray(write)
     scalar = np.ndim(nbytes) == 0
@@ -775,11 +754,22 @@ def _stream(kern, issue, vault, bank, row, write, nbytes, p: HMCParams, link) ->
         q = p.queue_per_vault
         entry_rule = 0 if not q else 1 if p.front_end == "single" else 2
         link_read, link_write, lk = np.zeros(1), 0.0, np.zeros(0, np.int64)
+    row = np.asarray(row)
+    open_page, window, qcap = p.page_policy == "open", _frfcfs_window(p, n), q if q and n > q else 0
+    frfcfs, given = open_page and n >= 3, np.zeros(0)
+    if rounds and qcap and not links and hasattr(kern, "queue_rounds"):     # (a pass without it: as before)
+        # the entry times first (one pass when no queue fills), tested for FR-FCFS there: the streaming pass
+        # from those times need not test again
+        status, given = kern.queue_rounds(issue, vault, bank, row, table, derate, float(p.tCCD), pre,
+                                          float(p.request_path_cycles), burst, write, open_page, frfcfs, window,
+                                          qcap, p.front_end == "single", QUEUE_ROUNDS)
+        if status != kern.OK:
+            return None
+        entry_rule, frfcfs, qcap = 3, False, 0
     status, cls_counts, reads, sum_done, sum_entry, last, first = kern.stream(
-        issue, vault, bank, np.asarray(row), write, burst, lk, link_read, link_write, p.links if links else 0,
+        issue, vault, bank, row, write, burst, lk, link_read, link_write, p.links if links else 0,
         entry_rule, table, derate, float(p.tCCD), pre, ready_add, float(p.request_path_cycles),
-        float(p.response_path_cycles), p.page_policy == "open", p.page_policy == "open" and n >= 3,
-        _frfcfs_window(p, n), q if q and n > q else 0, 1 if links else 0)
+        float(p.response_path_cycles), open_page, frfcfs, window, qcap, 1 if links else 0, given)
     if status != kern.OK:
         return None
     rl = (sum_done - sum_entry) / reads if reads else 0.0

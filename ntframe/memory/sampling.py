@@ -88,47 +88,98 @@ class Estimate:
         return self.half_width.get(quantity, 0.0) / abs(total) if total else 0.0
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Units:
+    """Units as arrays, one entry per unit in trace order (:class:`Unit`'s fields; ``warm`` [n, 3])."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    step: np.ndarray
+    requests: np.ndarray
+    span_cycles: np.ndarray
+    warm: np.ndarray | None = None        # rows: each unit's warm-up (step, first row, end row); steps: None
+
+    def __len__(self) -> int:
+        return len(self.lo)
+
+    def unit(self, i: int) -> Unit:
+        warm = (-1, 0, 0) if self.warm is None else tuple(int(w) for w in self.warm[i])
+        return Unit(int(self.lo[i]), int(self.hi[i]), int(self.step[i]), int(self.requests[i]),
+                    float(self.span_cycles[i]), warm)
+
+
 class _Stratum:
-    units: list[Unit]
-    chosen: list[int] = field(default_factory=list)
-    figures: list[dict[str, float]] = field(default_factory=list)
+    """A stratum: its units (``members``, places in a :class:`_Units` table), those simulated (``chosen``, places
+    in ``members``) and their figures."""
 
-    def __post_init__(self) -> None:
-        self._totals = {"cycles": float(sum(u.span_cycles for u in self.units)),
-                        "requests": float(sum(u.requests for u in self.units))}
+    def __init__(self, units: _Units, members: np.ndarray) -> None:
+        self.table, self.members = units, members
+        self.chosen: list[int] = []
+        self.figures: list[dict[str, float]] = []
+        self.x_cycles = units.span_cycles[self.members]
+        self.x_requests = units.requests[self.members].astype(np.float64)
+        self._totals = {"cycles": float(sum(self.x_cycles.tolist())),      # in order, as a loop adds them
+                        "requests": float(int(units.requests[self.members].sum()))}
+        self._samples: dict[str, dict] = {}                                  # _kept, by quantity
 
-    @staticmethod
-    def x(quantity: str, unit: Unit) -> float:
-        return unit.span_cycles if quantity == "cycles" else float(unit.requests)
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def unit(self, i: int) -> Unit:
+        return self.table.unit(int(self.members[i]))
+
+    @property
+    def units(self) -> list[Unit]:
+        """Every unit as a :class:`Unit` (for inspection: the sampling reads the arrays)."""
+        return [self.unit(i) for i in range(len(self))]
+
+    def xs(self, quantity: str) -> np.ndarray:
+        """The ``x`` of every unit for ``quantity``: issue span (cycles) or requests."""
+        return self.x_cycles if quantity == "cycles" else self.x_requests
 
     def total_x(self, quantity: str) -> float:
         return self._totals["cycles" if quantity == "cycles" else "requests"]
 
     def _sample(self, quantity: str) -> tuple[np.ndarray, np.ndarray, float]:
-        xs = np.array([self.x(quantity, self.units[i]) for i in self.chosen])
-        ys = np.array([f[quantity] for f in self.figures])
-        return xs, ys, (ys.sum() / xs.sum() if xs.sum() else 0.0)
+        """(x, y of the units simulated, their ratio)."""
+        return self._kept(quantity)["sample"]
+
+    def _kept(self, quantity: str) -> dict:
+        """What the sample of ``quantity`` gives (:meth:`_sample`, and what :meth:`residuals` and :meth:`estimate`
+        make of it), kept until a unit is added: the estimates are combined again after every few units. Read
+        the arrays only."""
+        kept = self._samples.get(quantity)
+        if kept is None or kept["units"] != len(self.figures):
+            xs = self.xs(quantity)[self.chosen] if self.chosen else np.zeros(0)
+            ys = np.array([f[quantity] for f in self.figures])
+            kept = {"units": len(self.figures), "sample": (xs, ys, (ys.sum() / xs.sum() if xs.sum() else 0.0))}
+            self._samples[quantity] = kept
+        return kept
 
     def residuals(self, quantity: str) -> np.ndarray:
         """The sample's residuals from its ratio, relative to its mean ``x`` (empty when nothing is unknown)."""
-        xs, ys, ratio = self._sample(quantity)
-        if len(self.chosen) >= len(self.units) or len(xs) < 2 or not xs.mean():
-            return np.zeros(0)
-        return (ys - ratio * xs) / xs.mean()
+        kept = self._kept(quantity)
+        if "residuals" not in kept:
+            xs, ys, ratio = kept["sample"]
+            kept["residuals"] = np.zeros(0) if len(self.chosen) >= len(self) or len(xs) < 2 or not xs.mean() \
+                else (ys - ratio * xs) / xs.mean()
+        return kept["residuals"]
 
     def estimate(self, quantity: str, pooled: float = 0.0) -> tuple[float, float]:
         """(stratum total, its variance; inf when a second unit is needed to know it). ``pooled``: the relative
         residual variance of every stratum's sample together, the least this stratum's is taken to be."""
-        m, n = len(self.units), len(self.chosen)
-        xs, ys, ratio = self._sample(quantity)
+        m, n = len(self), len(self.chosen)
+        kept = self._kept(quantity)
+        xs, ys, ratio = kept["sample"]
         total = self.total_x(quantity) * ratio
         if n >= m:
             return total, 0.0
         if n < 2:
             return total, math.inf
-        own = float((ys - ratio * xs).var(ddof=1))
-        return total, m * m * (1 - n / m) * max(own, pooled * xs.mean() ** 2) / n
+        if "own" not in kept:
+            kept["own"] = float((ys - ratio * xs).var(ddof=1)), xs.mean() ** 2
+        own, mean_x2 = kept["own"]
+        return total, m * m * (1 - n / m) * max(own, pooled * mean_x2) / n
 
 
 def whole_trace(gen: TraceGenerator) -> np.ndarray:
@@ -167,25 +218,26 @@ def estimate(gen: TraceGenerator, counts: LineCounts, simulate: Callable[[np.nda
     docstring)."""
     total = counts.requests
     layers, gaps = _strata(gen, counts, window_requests, strata) if total > window_requests else ([], {})
-    first = sum(3 * u.requests for s in layers for u in s.units[:MIN_UNITS])   # the first draw, warm-ups too
+    # the first draw, warm-ups too
+    first = sum(3 * int(s.table.requests[s.members[:MIN_UNITS]].sum()) for s in layers)
     if not layers or first >= total:
         return _whole(gen, simulate, total, 0)              # a sample would cost more: the exact figures
     rng = np.random.default_rng(seed)
-    orders = [rng.permutation(len(s.units)).tolist() for s in layers]
+    orders = [rng.permutation(len(s)).tolist() for s in layers]
     simulated = 0
 
     def take(h: int) -> None:
         nonlocal simulated
         s = layers[h]
         i = orders[h][len(s.chosen)]
-        unit = s.units[i]
+        unit = s.unit(i)
         warm, both = _records(gen, unit)
         s.chosen.append(i)
         s.figures.append(_marginal(simulate, warm, both))
         simulated += len(both) + len(warm)
 
     for h, s in enumerate(layers):
-        for _ in range(min(MIN_UNITS, len(s.units))):
+        for _ in range(min(MIN_UNITS, len(s))):
             take(h)
     while True:
         result = _combine(layers, simulated, total, gaps)
@@ -193,7 +245,7 @@ def estimate(gen: TraceGenerator, counts: LineCounts, simulate: Callable[[np.nda
             return result
         if simulated >= total / 2 and total <= max_requests:
             return _whole(gen, simulate, total, simulated)       # as dear as the whole trace by now, and exact
-        open_ = [h for h, s in enumerate(layers) if len(s.chosen) < len(s.units)]
+        open_ = [h for h, s in enumerate(layers) if len(s.chosen) < len(s)]
         if not open_ or simulated >= max_requests:
             result.converged = all(result.relative_half_width(q) <= tolerance for q in CONVERGED_ON)
             return result
@@ -268,19 +320,33 @@ def _paced(layers: list[_Stratum], parts: list[tuple[float, float]],
            gaps: dict[int, float | None]) -> tuple[float, float]:
     """The cycles of row units: each step's memory time (its units' figures where simulated, else their
     stratum's ratio times their requests) counts where it outlasts the compute until the next step is issued
-    (``gaps``; the last step's counts whole); the variance of the strata's share in such steps."""
-    memory: dict[int, float] = dict.fromkeys(gaps, 0.0)
+    (``gaps``; the last step's counts whole); the variance of the strata's share in such steps. Sums are taken
+    in the order of the strata and their units, one addition at a time (as a loop over them would)."""
+    steps = np.fromiter(gaps, np.int64, len(gaps))                          # in order (as _strata makes them)
+    last = np.array([g is None for g in gaps.values()])                      # counted whole
+    gap = np.array([math.nan if g is None else g for g in gaps.values()])
+    where, values, typed = [], [], np.zeros(len(steps), bool)
     for s in layers:
         _, ys, ratio = s._sample("cycles")
-        known = dict(zip(s.chosen, ys))
-        for i, u in enumerate(s.units):
-            memory[u.step] += known.get(i, ratio * s.x("cycles", u))
-    bound = {step: gap is None or memory[step] >= gap for step, gap in gaps.items()}
-    cycles = sum(memory[step] if bound[step] else gap for step, gap in gaps.items())
+        value = ratio * s.x_cycles
+        if s.chosen:
+            value[s.chosen] = ys
+        at = s.table.step[s.members]
+        place = np.searchsorted(steps, at)
+        where.append(place)
+        values.append(value)
+        # a step's time is a numpy float once a numpy float is added to it (a figure, or a numpy ratio)
+        typed[place if isinstance(ratio, np.floating) else place[s.chosen]] = True
+    memory = np.zeros(len(steps))
+    np.add.at(memory, np.concatenate(where), np.concatenate(values))        # in order, one at a time
+    bound = (memory >= gap) | last
+    cycles = sum(np.where(bound, memory, gap).tolist())
+    if (bound & typed).any():
+        cycles = np.float64(cycles)
     var = 0.0
-    for s, (_, v) in zip(layers, parts):
-        x_all = sum(s.x("cycles", u) for u in s.units)
-        x_bound = sum(s.x("cycles", u) for u in s.units if bound[u.step])
+    for s, (_, v), at in zip(layers, parts, where):
+        x_all = s.total_x("cycles")
+        x_bound = sum(s.x_cycles[bound[at]].tolist())
         var += v * (x_bound / x_all) ** 2 if x_all else 0.0
     return cycles, var
 
@@ -302,7 +368,7 @@ def _combine(layers: list[_Stratum], simulated: int, total: int, gaps: dict[int,
         half[q] = max(student_t(dof) * math.sqrt(var), METHOD_ERROR * abs(totals[q])) if math.isfinite(var) \
             else math.inf
     return Estimate(totals, half, simulated, total, sum(len(s.chosen) for s in layers),
-                    sum(len(s.units) for s in layers), False, all(math.isfinite(half[q]) for q in CONVERGED_ON),
+                    sum(len(s) for s in layers), False, all(math.isfinite(half[q]) for q in CONVERGED_ON),
                     pooled_by)
 
 
@@ -322,37 +388,56 @@ def _strata(gen: TraceGenerator, counts: LineCounts, window_requests: int,
     if mean <= ROW_MODE_WINDOWS * window_requests or steps > ROW_MODE_STEPS:
         length, radices = _unit_loops([f for _, f in gen.loops], window_requests / max(mean, 1e-9))
         ends = np.concatenate([[0], np.cumsum(per_step)])
-        units = [Unit(lo, lo + length, -1, int(ends[lo + length] - ends[lo]), length * gen.step_cycles)
-                 for lo in range(0, steps, length)]
-        return _classed(units, [_turnover(u, radices) for u in range(len(units))], strata), {}
-    units, keys = [], []
-    busy = [int(st) for st in np.flatnonzero(per_step)]
-    gaps: dict[int, float | None] = {}
-    previous = (-1, 0, 0)                           # the last unit's (step, first row, end row)
-    for k, step in enumerate(busy):
-        per_vault = counts.per_step_vault[step] if counts.per_step_vault is not None \
-            else gen._boxes(step, step + 1)[1]                              # requests of each vault this step
-        per_vault = per_vault[per_vault > 0]
-        rows = int(per_vault.max())
-        length = max(1, round(rows * window_requests / int(per_step[step])))
-        gaps[step] = float(_step_time(gen, busy[k + 1]) - _step_time(gen, step)) if k + 1 < len(busy) else None
-        lo = np.arange(0, rows, length)
-        hi = np.minimum(lo + length, rows)
-        requests = np.clip(per_vault[None, :] - lo[:, None], 0, (hi - lo)[:, None]).sum(axis=1)
-        # rows where fewer vaults still issue (the busiest vaults' tail) are served with less parallelism
-        active = np.stack([(per_vault[None, :] > lo[:, None]).sum(axis=1),
-                           (per_vault[None, :] >= hi[:, None]).sum(axis=1)], axis=1)
-        for a, b, n, key in zip(lo.tolist(), hi.tolist(), requests.tolist(), map(tuple, active.tolist())):
-            warm = (step, max(0, a - (b - a)), a) if a else (previous[0], max(0, previous[2] - (b - a)), previous[2])
-            units.append(Unit(a, b, step, n, float(n), warm))
-            keys.append(key)
-            previous = (step, a, b)
+        lo = np.arange(0, steps, length)
+        units = _Units(lo, lo + length, np.full(len(lo), -1), (ends[lo + length] - ends[lo]).astype(np.int64),
+                       np.full(len(lo), length * gen.step_cycles))
+        return _classed(units, _turnovers(len(lo), radices)[:, None], strata), {}
+    busy = np.flatnonzero(per_step)
+    # requests of each vault in each busy step (a vault without any adds nothing below)
+    per_vault = counts.per_step_vault[busy] if counts.per_step_vault is not None \
+        else np.stack([gen._boxes(int(step), int(step) + 1)[1] for step in busy])
+    rows = per_vault.max(axis=1)
+    length = np.maximum(1, np.rint(rows * window_requests / per_step[busy].astype(np.float64)).astype(np.int64))
+    start = np.floor(busy * gen.step_cycles).astype(np.int64)               # each step's first row: the whole
+                                                                             # trace's time (memory cycles)
+    gaps: dict[int, float | None] = dict(zip(busy.tolist(), (start[1:] - start[:-1]).astype(np.float64).tolist()
+                                             + [None]))
+    many = -(-rows // length)                                                 # units per step
+    step = np.repeat(busy, many)
+    at = np.repeat(np.arange(len(busy)), many)
+    lo = (np.arange(len(step)) - np.repeat(np.cumsum(many) - many, many)) * length[at]
+    hi = np.minimum(lo + length[at], rows[at])
+    requests = np.zeros(len(step), np.int64)
+    # rows where fewer vaults still issue (the busiest vaults' tail) are served with less parallelism
+    keys = np.zeros((len(step), 2), np.int64)
+    for v in range(per_vault.shape[1]):
+        load = per_vault[at, v]
+        requests += np.minimum(np.maximum(load - lo, 0), hi - lo)
+        keys[:, 0] += load > lo
+        keys[:, 1] += load >= hi
+    # the warm-up: as many rows before the unit, in its step or (a step's first unit) the last rows of the unit
+    # before it
+    size = hi - lo
+    warm = np.stack([step, np.maximum(0, lo - size), lo], axis=1)
+    head = np.flatnonzero(lo == 0)
+    before = head - 1
+    warm[head, 0] = np.where(before >= 0, step[before], -1)
+    warm[head, 2] = np.where(before >= 0, hi[before], 0)
+    warm[head, 1] = np.maximum(0, warm[head, 2] - size[head])
+    units = _Units(lo, hi, step, requests, requests.astype(np.float64), warm)
     return _classed(units, keys, strata), gaps
 
 
-def _step_time(gen: TraceGenerator, step: int) -> int:
-    """When a step's first row is issued (memory cycles), as in the whole trace."""
-    return int(math.floor(step * gen.step_cycles))
+def _turnovers(n: int, radices: list[int]) -> np.ndarray:
+    """:func:`_turnover` of units 0 .. n-1."""
+    level = np.zeros(n, np.int64)
+    u = np.arange(n)
+    going = np.ones(n, bool)                         # every loop inside still turned over
+    for r in reversed(radices):
+        going &= u % r == 0
+        level += going
+        u //= r
+    return level
 
 
 def _unit_loops(factors: list[int], target_steps: float) -> tuple[int, list[int]]:
@@ -381,22 +466,24 @@ def _turnover(u: int, radices: list[int]) -> int:
     return level
 
 
-def _classed(units: list[Unit], keys: list, strata: int) -> list[_Stratum]:
-    """Strata: the first and the last unit alone; the others by class (``keys``, one per unit: units of a class
+def _classed(units: _Units, keys: np.ndarray, strata: int) -> list[_Stratum]:
+    """Strata: the first and the last unit alone; the others by class (``keys``, a row per unit: units of a class
     fetch alike), each class cut into groups of consecutive units (a tensor's edges differ from its middle) in
     proportion to its size, about ``strata`` in all."""
-    if len(units) <= 2:
-        return [_Stratum([u]) for u in units]
-    classes: dict = {}
-    for unit, key in zip(units[1:-1], keys[1:-1]):
-        classes.setdefault(key, []).append(unit)
-    inner = len(units) - 2
-    out = [_Stratum([units[0]])]
-    for key in sorted(classes):
-        members = classes[key]
+    n = len(units)
+    if n <= 2:
+        return [_Stratum(units, np.array([i])) for i in range(n)]
+    _, cls = np.unique(keys[1:-1], axis=0, return_inverse=True)               # classes in the keys' order
+    cls = cls.ravel()
+    order = np.argsort(cls, kind="stable") + 1                                # by class, in trace order
+    bounds = np.flatnonzero(np.diff(cls[order - 1], prepend=-1, append=-1))
+    inner = n - 2
+    out = [_Stratum(units, np.array([0]))]
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        members = order[a:b]
         groups = max(1, min(len(members) // MIN_UNITS, round(strata * len(members) / inner)))
-        out += [_Stratum([members[i] for i in g]) for g in np.array_split(np.arange(len(members)), groups)]
-    return [*out, _Stratum([units[-1]])]
+        out += [_Stratum(units, g) for g in np.array_split(members, groups)]
+    return [*out, _Stratum(units, np.array([n - 1]))]
 
 
 def _records(gen: TraceGenerator, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
@@ -405,8 +492,13 @@ def _records(gen: TraceGenerator, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
     rows right after its warm-up rows (the pause between steps is set against the memory time in _paced)."""
     if unit.step < 0:
         before = max(0, unit.lo - (unit.hi - unit.lo))
-        warm, both = (np.concatenate(list(gen.chunks(before, end)) or [np.zeros(0, TRACE_DTYPE)])
-                      for end in (unit.lo, unit.hi))
+        made = gen.in_step_order(before, unit.hi)
+        if made is not None:                # the warm-up's records are the first of the two together's
+            both, per_step = made
+            warm = both[:int(per_step[:unit.lo - before].sum())].copy()
+        else:
+            warm, both = (np.concatenate(list(gen.chunks(before, end)) or [np.zeros(0, TRACE_DTYPE)])
+                          for end in (unit.lo, unit.hi))
         shift = both["time"].min() if len(both) else 0
         warm["time"] -= shift
         both["time"] -= shift

@@ -29,6 +29,7 @@ those bits fix), and the line's high bits are shifted into the address and the r
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator, Literal
 
@@ -86,13 +87,14 @@ class _TensorStream:
         t = gen.op.tensors[j]
         self.t, self.j = t, j
         loops = gen.loops
-        rel = [i for i, (d, _) in enumerate(loops) if d in t.dims]
+        dims = t.dims                                                       # (a property: made on each use)
+        rel = [i for i, (d, _) in enumerate(loops) if d in dims]
         inner = rel[-1] if rel else -1
         self.period = math.prod(f for _, f in loops[inner + 1:])          # steps between box changes
         self.changes = gen.steps // self.period
         a = gen.analysis
         owners = [v for v, c in enumerate(gen.vault_coords)
-                  if not gen.network or all(c[d] == 0 for d in gen.split if d not in t.dims)]
+                  if not gen.network or all(c[d] == 0 for d in gen.split if d not in dims)]
         self.vaults = np.array(owners, np.int64)
         inst_reads = a.reads[0, 0, j] * a.instances[0, 0] / max(1, a.vault_replication[0, j]) / len(owners) \
             if gen.network else a.reads[0, 0, j]
@@ -112,10 +114,7 @@ class _TensorStream:
         vshape = np.minimum(self.coef @ (share - 1) + 1, self.size)
         self.layout_shape = vshape if gen.layout == "vault-local" else self.size
         self.strides = np.cumprod(np.r_[1, self.layout_shape[::-1]])[::-1][1:]
-        lead = [np.arange(e) for e in self.extent[:-1]]
-        grids = np.meshgrid(*lead, indexing="ij") if lead else []
-        self.lead = np.stack([g.ravel() for g in grids], 1) if lead else np.zeros((1, 0), np.int64)
-        self.row_offset = self.lead @ self.strides[:-1]                    # element offset of each row
+        self._lead: np.ndarray | None = None                               # the rows' indices: pattern() makes it
         self.base = gen.base[t.name]
         # vault-side parts of a box's origin, per owner vault
         origin = gen.vault_origin[self.vaults] @ self.coef.T + self.offs    # [V, A]
@@ -124,34 +123,149 @@ class _TensorStream:
         # pattern keys (phase, run length, valid index range per leading axis) packed in one integer
         radices = [512, int(self.extent[-1]) + 1] + [int(e) + 1 for e in self.extent[:-1] for _ in (0, 1)]
         self.radices = radices if math.prod(radices) < 1 << 62 else None
+        self._weight = [math.prod(radices[i + 1:]) for i in range(len(radices))] if self.radices else []
+        self._weight_lo = np.array(self._weight[2::2], np.int64)              # of each packed column
+        self._weight_hi = np.array(self._weight[3::2], np.int64)
+        # the vault's part of a box's first element offset: less its layout origin along every axis
+        self._row_vault = -(self.vault_layout[:, :-1] @ self.strides[:-1]) - self.vault_layout[:, -1] \
+            + self.vault_box[:, :-1] @ self.strides[:-1]
         self.patterns: dict[tuple, np.ndarray] = {}
+        # what a pattern depends on besides its key: other generators' streams of the same shape share them
+        self._pattern_shape = (self.bits, tuple(self.extent[:-1].tolist()), tuple(self.strides[:-1].tolist()))
 
     def pattern(self, key: tuple) -> np.ndarray:
         """Relative lines of a box with key (phase in eighths of a byte, run length, then the valid index
-        range [lo, hi) of each leading axis)."""
+        range [lo, hi) of each leading axis). Read-only: shared with the streams of other generators that have
+        the same element size, box extent and layout strides (:data:`_PATTERNS`)."""
         pat = self.patterns.get(key)
         if pat is None:
-            phase, length = key[0], key[1]
-            ok = np.ones(len(self.lead), bool)
-            for a in range(len(self.extent) - 1):
-                ok &= (self.lead[:, a] >= key[2 + 2 * a]) & (self.lead[:, a] < key[3 + 2 * a])
-            off = self.row_offset[ok] * self.bits + phase
-            first = off // 512
-            counts = (off + length * self.bits - 8) // 512 - first + 1
-            total = int(counts.sum())
-            lines = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
-            keep = np.ones(total, bool)
-            keep[1:] = lines[1:] != lines[:-1]       # neighbouring runs can share a line
-            pat = lines[keep]
+            shared = (self._pattern_shape, key)
+            pat = _PATTERNS.get(shared)
+            if pat is None:
+                pat = self._make_pattern(key)
+                _remember_pattern(shared, pat)
             if len(self.patterns) > 4096:
                 self.patterns.clear()
             self.patterns[key] = pat
         return pat
 
+    def _make_pattern(self, key: tuple) -> np.ndarray:
+        if self._lead is None:
+            lead = [np.arange(e) for e in self.extent[:-1]]
+            grids = np.meshgrid(*lead, indexing="ij") if lead else []
+            self._lead = np.stack([g.ravel() for g in grids], 1) if lead else np.zeros((1, 0), np.int64)
+            self._row_offset = self._lead @ self.strides[:-1]              # element offset of each row
+        phase, length = key[0], key[1]
+        ok = np.ones(len(self._lead), bool)
+        for a in range(len(self.extent) - 1):
+            ok &= (self._lead[:, a] >= key[2 + 2 * a]) & (self._lead[:, a] < key[3 + 2 * a])
+        off = self._row_offset[ok] * self.bits + phase
+        first = off // 512
+        counts = (off + length * self.bits - 8) // 512 - first + 1
+        total = int(counts.sum())
+        lines = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        keep = np.ones(total, bool)
+        keep[1:] = lines[1:] != lines[:-1]       # neighbouring runs can share a line
+        pat = lines[keep]
+        pat.setflags(write=False)
+        return pat
+
     def boxes(self, gen: "TraceGenerator", sel: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         """The boxes of changes ``sel`` (one per owner vault each, [len(sel), vaults]): the line of each box's
-        first byte, the patterns used, and each box's pattern index (-1: nothing to fetch)."""
+        first byte, the patterns used, and each box's pattern index (-1: nothing to fetch).
+
+        A box's origin along each axis is a change's part plus a vault's, and what the key takes from an axis
+        depends on that origin alone: each axis' share of the packed key (and of the first byte's offset) is
+        looked up in a table over the origins the boxes reach, or is one number for all of them when the axis
+        is never clipped. Integer arithmetic throughout: the figures of :meth:`_boxes_by_rows`, which makes
+        every box's origin (and serves keys too wide to pack)."""
         idx = gen.dim_index(sel * self.period) @ self.coef.T                 # [M, A] loop-nest part of origin
+        if self.radices is None:
+            return self._boxes_by_rows(idx)
+        q, packed, empty = (self._keys_at_once if len(idx) * len(self.vaults) <= FEW_BOXES else self._keys_by_axis)(idx)
+        m, v = len(idx), len(self.vaults)
+        flat = packed.ravel()
+        if empty is None:
+            uniq, inverse = np.unique(flat, return_inverse=True)
+            pid = inverse.reshape(m, v)
+        else:
+            ok = ~empty.ravel()
+            pid = np.full(m * v, -1, np.int64)
+            if not ok.any():
+                return q, [], pid.reshape(m, v)
+            uniq, inverse = np.unique(flat[ok], return_inverse=True)
+            pid[ok] = inverse
+            pid = pid.reshape(m, v)
+        keys = []
+        for value in uniq.tolist():                                          # unpacked, last column first
+            key = []
+            for r in self.radices[::-1]:
+                value, digit = divmod(value, r)
+                key.append(digit)
+            keys.append(tuple(key[::-1]))
+        return q, [self.pattern(k) for k in keys], pid
+
+    def _keys_at_once(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first line, packed key, empty) of each box [M, V], from every box's origin (few boxes: fewer calls)."""
+        o = idx[:, None, :] + self.vault_box[None, :, :]                    # [M, V, A] box origin per axis
+        o_last = o[..., -1]
+        clipped = np.maximum(o_last, 0)
+        length = np.minimum(o_last + self.extent[-1], self.size[-1]) - clipped
+        x = ((idx[:, :-1] @ self.strides[:-1])[:, None] + clipped + self._row_vault) * self.bits + self.base * 8
+        lead = o[..., :-1]
+        a_lo = np.minimum(np.maximum(-lead, 0), self.extent[:-1])
+        a_hi = np.minimum(np.maximum(self.size[:-1] - lead, 0), self.extent[:-1])
+        empty = (length <= 0) | (a_hi <= a_lo).any(axis=2)
+        packed = (x & 511) * self._weight[0] + np.maximum(length, 0) * self._weight[1] \
+            + a_lo @ self._weight_lo + a_hi @ self._weight_hi
+        return x >> 9, packed, empty
+
+    def _keys_by_axis(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`_keys_at_once` axis by axis, each axis' share through :func:`_per_box` (None: nothing empty)."""
+        m, v, last = len(idx), len(self.vaults), len(self.extent) - 1
+        vb, e_last, n_last, weight = self.vault_box, int(self.extent[-1]), int(self.size[-1]), self._weight
+        # first byte, in eighths of a byte: sum over the leading axes of (origin - layout origin) x stride, plus
+        # the last axis' origin clipped at 0, less its layout origin
+        row_m = idx[:, :-1] @ self.strides[:-1]
+        o_m, o_v = idx[:, last], vb[:, last]
+        if int(o_m.min()) + int(o_v.min()) >= 0:                             # never clipped: separable
+            x = ((row_m + o_m) * self.bits)[:, None] + ((self._row_vault + o_v) * self.bits + self.base * 8)[None, :]
+        else:
+            x = (row_m * self.bits)[:, None] + (self._row_vault * self.bits + self.base * 8)[None, :]
+            x += _per_box(lambda o: np.maximum(o, 0) * self.bits, o_m, o_v)
+        q, phase = x >> 9, x & 511                                            # floor division by 512, remainder
+        packed = phase * weight[0]
+        constant, empty = 0, None
+
+        def run(o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:             # the last axis: run length, empty
+            length = np.minimum(o + e_last, n_last) - np.maximum(o, 0)
+            return np.maximum(length, 0) * weight[1], length <= 0
+
+        parts = [_per_box(run, o_m, o_v, 2)]
+        for a in range(last):
+            e, n, w_lo, w_hi = int(self.extent[a]), int(self.size[a]), weight[2 + 2 * a], weight[3 + 2 * a]
+
+            def valid(o: np.ndarray, e=e, n=n, w_lo=w_lo, w_hi=w_hi) -> tuple[np.ndarray, np.ndarray]:
+                a_lo = np.minimum(np.maximum(-o, 0), e)
+                a_hi = np.minimum(np.maximum(n - o, 0), e)
+                return a_lo * w_lo + a_hi * w_hi, a_hi <= a_lo
+
+            parts.append(_per_box(valid, idx[:, a], vb[:, a], 2))
+        for code, gone in parts:
+            if np.ndim(code):
+                packed += code
+            else:
+                constant += int(code)
+            if np.ndim(gone):
+                empty = gone if empty is None else empty | gone
+            elif gone:
+                empty = np.ones((m, v), bool)
+        if constant:
+            packed += constant
+        return q, packed, empty
+
+    def _boxes_by_rows(self, idx: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        """:meth:`boxes` from each box's origin and its key's columns (keys too wide to pack in 62 bits)."""
         origin = idx[:, None, :] + self.vault_box[None, :, :]                # [M, V, A] box origin per axis
         lo = np.maximum(origin[..., -1], 0)
         length = np.minimum(origin[..., -1] + self.extent[-1], self.size[-1]) - lo
@@ -182,10 +296,77 @@ class _TensorStream:
         return q, [self.pattern(tuple(k)) for k in uniq.tolist()], pid.reshape(empty.shape)
 
 
+_LINE_COUNTS: "OrderedDict[tuple, LineCounts]" = OrderedDict()
+""":meth:`TraceGenerator.line_counts` by (operation, mapping, logic-die network or not, layout, its arguments),
+the latest LINE_COUNTS_KEPT (and at most LINE_COUNTS_BYTES of arrays)."""
+LINE_COUNTS_KEPT = 32
+LINE_COUNTS_BYTES = 64 << 20
+_line_counts_bytes = [0]                             # held in _LINE_COUNTS
+
+
+def _remember_line_counts(key: tuple, counts: "LineCounts") -> None:
+    size = counts.nbytes
+    if size > LINE_COUNTS_BYTES // 4:
+        return
+    _LINE_COUNTS[key] = counts
+    _line_counts_bytes[0] += size
+    while len(_LINE_COUNTS) > LINE_COUNTS_KEPT or _line_counts_bytes[0] > LINE_COUNTS_BYTES:
+        _line_counts_bytes[0] -= _LINE_COUNTS.popitem(last=False)[1].nbytes
+
+
+_PATTERNS: dict[tuple, np.ndarray] = {}
+"""Patterns by (element size, box extent, layout strides) and key, shared by every generator of the process: the
+native cost model counts the lines of several mappings of an operation, and the memory backend those of the one
+kept, whose boxes are often alike. Emptied when it holds PATTERN_MEMO_LINES lines."""
+PATTERN_MEMO_LINES = 1 << 22
+_pattern_lines = [0]
+
+
+def _remember_pattern(shared: tuple, pat: np.ndarray) -> None:
+    if len(pat) > PATTERN_MEMO_LINES // 4:
+        return
+    if _pattern_lines[0] + len(pat) > PATTERN_MEMO_LINES:
+        _PATTERNS.clear()
+        _pattern_lines[0] = 0
+    _PATTERNS[shared] = pat
+    _pattern_lines[0] += len(pat)
+
+
+FEW_BOXES = 2048
+"""Up to this many boxes :meth:`_TensorStream.boxes` makes every box's origin at once; more, axis by axis."""
+
+
+def _per_box(f, part_m: np.ndarray, part_v: np.ndarray, outputs: int = 1):
+    """``f`` (elementwise, integer) at every box's origin along one axis, ``part_m[:, None] + part_v[None, :]``:
+    from a table of ``f`` over the origins' range when that is no longer than the boxes are many, each output a
+    single number when the table holds one value; else ``f`` on every box. ``outputs``: how many arrays ``f``
+    returns (1: one array, not a tuple)."""
+    m, v = len(part_m), len(part_v)
+    if not m or not v:
+        return f(np.zeros((m, v), np.int64))
+    low = int(part_m.min()) + int(part_v.min())
+    span = int(part_m.max()) + int(part_v.max()) - low + 1
+    if span > m * v:
+        return f(part_m[:, None] + part_v[None, :])
+    tables = f(np.arange(low, low + span, dtype=np.int64))
+    tables = (tables,) if outputs == 1 else tables
+    index = None
+    out = []
+    for table in tables:
+        if (table == table[0]).all():
+            out.append(table[0])                                             # a numpy scalar
+        else:
+            if index is None:
+                index = (part_m - low)[:, None] + part_v[None, :]
+            out.append(table.take(index))
+    return out[0] if outputs == 1 else tuple(out)
+
+
 class TraceGenerator:
     def __init__(self, op: Operation, mapping: Mapping, arch: Architecture, address_mapping: AddressMapping | None,
                  layout: Layout = "vault-local", compute_cycles: float | None = None) -> None:
         self.op, self.arch, self.am, self.layout = op, arch, address_mapping, layout
+        self.mapping = mapping
         problem = Problem(op)
         self.analysis = analyse_batch(problem, to_batch(problem, [mapping]))
         self.dims = problem.dims
@@ -222,6 +403,8 @@ class TraceGenerator:
         self._decoder = _Decoder(address_mapping, layout, self._vault_bits, part_bits) \
             if address_mapping is not None else None                   # None: counting only (line_counts)
         self._work = np.zeros(0, np.int64)
+        self._steps_made: dict[int, _StepBoxes] = {}                    # _step_boxes, by step
+        self._steps_held = 0                                             # boxes in them
 
     @property
     def boxes(self) -> int:
@@ -234,7 +417,25 @@ class TraceGenerator:
         4 M steps x vaults) per step and issuing vault (every change of every tensor's box, each box's lines from
         its pattern; exact, as the records would sum). Beyond that, a part fetched a whole number of times per
         change counts each combination of its tensor's loops once (:meth:`_count_repeating`; ``every_change``:
-        not, for the tests)."""
+        not, for the tests). The counts are kept for the process's latest operations and mappings
+        (:data:`_LINE_COUNTS`): the native cost model counts a mapping's lines, then the memory backend the same
+        mapping's. Their arrays are read-only."""
+        key = (self.op, self.mapping, self.network, self.layout, max_boxes, every_change)
+        try:
+            kept = _LINE_COUNTS.get(key)
+        except TypeError:                                   # a field that cannot be hashed: not kept
+            return self._line_counts(max_boxes, every_change)
+        if kept is None:
+            kept = self._line_counts(max_boxes, every_change)
+            for array in (kept.lines, kept.per_step, kept.per_step_vault):
+                if array is not None:
+                    array.setflags(write=False)
+            _remember_line_counts(key, kept)
+        else:
+            _LINE_COUNTS.move_to_end(key)
+        return kept
+
+    def _line_counts(self, max_boxes: int, every_change: bool) -> "LineCounts":
         lines = np.zeros((len(self.streams), 2), np.int64)
         per_step = np.zeros(self.steps, np.int64)
         nv = 1 << self._vault_bits
@@ -371,9 +572,11 @@ class TraceGenerator:
                 parts.append((s, write, q, patterns, pid, group, offset))
         return parts, count
 
-    def _records(self, lo: int, hi: int, parts: list, count: np.ndarray, produced: int) -> np.ndarray:
+    def _records(self, lo: int, hi: int, parts: list, count: np.ndarray, produced: int,
+                 in_step_order: bool = False) -> np.ndarray | None:
         """The records of steps [lo, hi) in trace order: within a step, round-robin over the vaults (each
-        vault issues one request per memory cycle), a vault's requests in part order."""
+        vault issues one request per memory cycle), a vault's requests in part order. ``in_step_order``: None
+        when a step's requests outlast the next step's start (the records are then sorted by time)."""
         if not produced:
             return np.zeros(0, TRACE_DTYPE)
         vb = self._vault_bits
@@ -387,6 +590,9 @@ class TraceGenerator:
         n_rows = int(rows.sum())
         step_time = np.floor(np.arange(lo, hi) * self.step_cycles).astype(np.int64)
         row_time = np.repeat(step_time - row0, rows) + np.arange(n_rows)
+        overlap = n_rows > 1 and bool(np.any(row_time[1:] < row_time[:-1]))   # a step outlasts the next's start
+        if overlap and in_step_order:
+            return None
         # Which vaults each row holds, as 32-vault bit masks (cells [row, word]): vault v's bit is set in rows
         # row0 .. row0 + count - 1 of each step, summed from a difference array (float sums of distinct bits
         # below 2**32 are exact). A request's output position is then its cell's start plus the number of
@@ -425,44 +631,98 @@ class TraceGenerator:
         if words_per_row > 1:
             width = width.reshape(n_rows, words_per_row).sum(axis=1)
         dec.fill(out.view("<i8").reshape(produced, 4), ordered, np.repeat(row_time, width))
-        if n_rows > 1 and np.any(row_time[1:] < row_time[:-1]):   # a step's requests outlast the next step's start
+        if overlap:
             out = out[np.argsort(out["time"], kind="stable")]
         return out
+
+    def in_step_order(self, first_step: int, last_step: int,
+                      max_records: int = 1 << 20) -> tuple[np.ndarray, np.ndarray] | None:
+        """The records of steps [first_step, last_step) as :meth:`chunks` gives them, end to end, and each step's
+        number of requests — made at once, when no step's requests outlast the next step's start (the trace is
+        then in step order, and how chunks cuts it into spans changes nothing) and they are at most
+        ``max_records``; else None."""
+        parts, count = self._boxes(first_step, last_step)
+        produced = int(count.sum())
+        if produced > max_records:
+            return None
+        records = self._records(first_step, last_step, parts, count, produced, in_step_order=True)
+        if records is None:
+            return None
+        return records, count.reshape(last_step - first_step, 1 << self._vault_bits).sum(axis=1)
 
     def _row_window(self, step: int, row_lo: int, row_hi: int) -> np.ndarray:
         """The records of issue rows [row_lo, row_hi) of one step, in trace order, times from the stretch's
         first row: each box's requests hold consecutive rows of its vault from its rank on, so only the part of
-        each box inside the rows is made."""
-        parts, _ = self._boxes(step, step + 1)
+        each box inside the rows is made (from the step's boxes, :meth:`_step_boxes`)."""
+        t = self._step_boxes(step)
         nv = 1 << self._vault_bits
-        dec = self._decoder
-        values, ranks, vaults = [], [], []
-        for s, write, q, patterns, pid, group, offset in parts:
-            vault = (group & (nv - 1)).ravel()
-            value0 = dec.pack(q, group & (nv - 1), 2 * s.j + write).ravel()
-            flat, first = pid.ravel(), offset.ravel()
-            for u, pat in enumerate(patterns):
-                boxes = np.flatnonzero(flat == u)
-                if not len(pat) or not len(boxes):
-                    continue
-                lo = np.clip(row_lo - first[boxes], 0, len(pat))
-                n = np.clip(row_hi - first[boxes], 0, len(pat)) - lo
-                keep = n > 0
-                boxes, lo, n = boxes[keep], lo[keep], n[keep]
-                if not len(boxes):
-                    continue
-                i = np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))   # request index in its box
-                b = np.repeat(boxes, n)
-                values.append(value0[b] + (pat[i] << dec.shift))
-                ranks.append(first[b] + i)
-                vaults.append(vault[b])
-        if not values:
+        lo = np.minimum(np.maximum(row_lo - t.first, 0), t.size)
+        n = np.minimum(np.maximum(row_hi - t.first, 0), t.size) - lo
+        boxes = np.flatnonzero(n > 0)
+        if not len(boxes):
             return np.zeros(0, TRACE_DTYPE)
-        value, rank, vault = (np.concatenate(x) for x in (values, ranks, vaults))
-        order = np.argsort(rank * nv + vault, kind="stable")                 # row by row, vaults in order
+        lo, n = lo[boxes], n[boxes]
+        i = np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))   # request index in its box
+        b = np.repeat(boxes, n)
+        value = t.value0[b] + (t.lines[t.start[b] + i] << self._decoder.shift)
+        rank = t.first[b] + i
+        place = (rank - row_lo) * nv + t.vault[b]                            # row by row, vaults in order
+        order = None
+        if (row_hi - row_lo) * nv <= 8 * len(place) + 4096:                  # placed in a grid of (row, vault)
+            slots = np.full((row_hi - row_lo) * nv, -1, np.int64)            # (a row holds a vault once)
+            slots[place] = np.arange(len(place))
+            order = slots[slots >= 0]
+        if order is None or len(order) != len(place):
+            order = np.argsort(place, kind="stable")
         out = np.empty(len(order), TRACE_DTYPE)
-        dec.fill(out.view("<i8").reshape(len(order), 4), value[order], rank[order] - row_lo)
+        self._decoder.fill(out.view("<i8").reshape(len(order), 4), value[order], rank[order] - row_lo)
         return out
+
+    def _step_boxes(self, step: int) -> "_StepBoxes":
+        """One step's boxes as a table, in the order :meth:`_row_window` makes its records: by part, then by
+        pattern (in key order), then by box. Made for a block of neighbouring steps at once (about
+        STEP_BLOCK_BOXES boxes: one call of :meth:`_boxes` instead of one per step) and kept (a sample draws
+        several stretches of rows from a step, each after a warm-up of the rows before it) up to
+        STEP_BOXES_HELD boxes."""
+        table = self._steps_made.get(step)
+        if table is not None:
+            return table
+        span = max(1, min(self.steps, int(STEP_BLOCK_BOXES * self.steps / max(1, self.boxes))))
+        lo = step - step % span
+        hi = min(self.steps, lo + span)
+        parts, _ = self._boxes(lo, hi)
+        vb = self._vault_bits
+        nv = 1 << vb
+        dec = self._decoder
+        cols: list[list[np.ndarray]] = [[], [], [], [], [], []]
+        lines, held, most = [], 0, 1 + max((len(part[3]) for part in parts), default=0)
+        for t, (s, write, q, patterns, pid, group, offset) in enumerate(parts):
+            flat = pid.ravel()
+            keep = np.flatnonzero(flat >= 0)
+            u = flat[keep]
+            sizes = np.array([len(pat) for pat in patterns], np.int64)
+            starts = np.cumsum(sizes) - sizes + held
+            held += int(sizes.sum())
+            lines += patterns
+            vault = group & (nv - 1)
+            # sort key: step, then part, then pattern (ties: box order)
+            order = ((group.ravel()[keep] >> vb) * len(parts) + t) * most + u
+            for col, values in zip(cols, (dec.pack(q, vault, 2 * s.j + write).ravel()[keep], offset.ravel()[keep],
+                                          vault.ravel()[keep], starts[u], sizes[u], order)):
+                col.append(values)
+        value0, first, vault, start, size, order = (np.concatenate(c) if c else np.zeros(0, np.int64) for c in cols)
+        by = np.argsort(order, kind="stable")
+        value0, first, vault, start, size = (x[by] for x in (value0, first, vault, start, size))
+        edges = np.searchsorted(order[by], np.arange(hi - lo + 1) * len(parts) * most).tolist()
+        lines = np.concatenate(lines) if lines else np.zeros(0, np.int64)
+        if self._steps_held + len(value0) > STEP_BOXES_HELD:
+            self._steps_made.clear()
+            self._steps_held = 0
+        for k in range(hi - lo):
+            a, b = edges[k], edges[k + 1]
+            self._steps_made[lo + k] = _StepBoxes(value0[a:b], first[a:b], vault[a:b], start[a:b], size[a:b], lines)
+        self._steps_held += len(value0)
+        return self._steps_made[step]
 
     def _scratch(self, n: int) -> np.ndarray:
         """An int64 work array of ``n`` elements, kept between spans (a fresh one each span costs page faults);
@@ -471,6 +731,26 @@ class TraceGenerator:
             self._work = np.empty(n, np.int64)
         return self._work[:n]
 
+
+
+STEP_BOXES_HELD = 1 << 18
+"""Boxes a generator keeps of the steps :meth:`TraceGenerator._row_window` read lately (about 10 MB)."""
+STEP_BLOCK_BOXES = 1 << 13
+"""Boxes (about) of the block of steps :meth:`TraceGenerator._step_boxes` makes at once."""
+
+
+@dataclass(frozen=True)
+class _StepBoxes:
+    """A step's boxes, one entry per box that fetches something: the packed value of its first line
+    (:meth:`_Decoder.pack`), its first request's rank in its vault, its vault, where its pattern starts in
+    ``lines`` (the patterns of its block of steps, end to end) and the pattern's length."""
+
+    value0: np.ndarray
+    first: np.ndarray
+    vault: np.ndarray
+    start: np.ndarray
+    size: np.ndarray
+    lines: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -487,6 +767,11 @@ class LineCounts:
     @property
     def requests(self) -> int:
         return int(self.lines.sum())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes its arrays hold."""
+        return sum(a.nbytes for a in (self.lines, self.per_step, self.per_step_vault) if a is not None)
 
     def _by_tensor(self, write: int) -> dict[str, int]:
         out: dict[str, int] = {}
