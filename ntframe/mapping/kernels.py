@@ -21,6 +21,10 @@ takes about 3 s to compile it on the first call (type inference and lowering, mo
 split out, tried, took longer), then caches it on disk (``NUMBA_CACHE_DIR``, by default ``~/.cache/ntframe-jit``),
 from where a process loads it in about 0.2 s, after importing numba (about 0.3 s). Imported only when the native
 cost model first prices a batch (through :mod:`ntframe.jit`).
+
+Also here, below :func:`price_batch`: the mapping space's fit checks, sampler, mutations, neighbour moves and
+decoder (:class:`ntframe.mapping.space.Space`, its numpy code's verdicts, moves and mappings from the same random
+numbers; ``tests/test_space_kernels.py`` checks them against it), imported with the same module.
 """
 
 from __future__ import annotations
@@ -240,3 +244,248 @@ def price_batch(T, S, R, keep, bounds, rel, coef, axes, roles, bits, shape, read
         energy[b] = total
         cycles[b] = bound
     return True
+
+
+# --- the mapping space (ntframe.mapping.space.Space): fit checks, sampler, mutations, neighbour moves, decoder ------
+# The numpy code checks a slot assignment in log space: sums of the logs of the prime factors in each slot, then
+# rint(exp(...)) for the tile extents and the tensors' elements. Every such quantity is an integer (a product of
+# prime factors, a bounding box), far below 2**53 and far from the tolerances (1e-9 on the logs, 0.5 for rint), so
+# these kernels compute the integers themselves: the same verdicts and the same factors, without the rounding.
+# The random numbers are drawn by the caller, as the numpy code draws them, and passed in.
+
+
+@njit(cache=True, nogil=True)
+def _fit_code(F, kept, r, fanouts, hi, caps, coef, axes, bits8, E):
+    """0 when the factors ``F[2K+1, D]`` (temporal slots ``0..K-1``, spatial rows ``K..2K``) with the keep bits
+    ``kept[r]`` fit; 1 when a fan-out (or a slot's upper bound) is broken; 2 when a level's capacity is. ``E``:
+    scratch [K, D] for the tile extents."""
+    K = fanouts.shape[0] - 1
+    D = F.shape[1]
+    for row in range(K + 1):
+        prod = 1
+        for d in range(D):
+            prod *= F[K + row, d]
+        if prod > fanouts[row]:
+            return 1
+    for s in range(2 * K + 1):
+        for d in range(D):
+            if F[s, d] > hi[s, d]:
+                return 1
+    for d in range(D):                  # E[l, d]: temporal slots >= l times spatial rows > l
+        e = F[2 * K, d]
+        for lvl in range(K - 1, -1, -1):
+            e *= F[lvl, d]
+            E[lvl, d] = e
+            e *= F[K + lvl, d]
+    for lvl in range(K):
+        if caps[lvl] == np.inf:
+            continue
+        total = 0.0
+        for j in range(axes.shape[0]):
+            if not kept[r, lvl, j]:
+                continue
+            elements = 1.0
+            for a in range(axes[j, 0], axes[j, 1]):
+                span = 1
+                for d in range(D):
+                    span += (E[lvl, d] - 1) * coef[a, d]
+                elements *= span
+            total += np.ceil(elements * bits8[j])
+        if total > caps[lvl]:
+            return 2
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def fit_codes(A, kept, pv, pd, fanouts, hi, caps, coef, axes, bits8, codes):
+    """Fill ``codes[n]`` with :func:`_fit_code` of every slot assignment ``A[n, P]`` (prime factor ``i`` of
+    dimension ``pd[i]``, value ``pv[i]``, in slot ``A[r, i]``) with the keep bits ``kept[n, K, Tn]``."""
+    n, P = A.shape
+    D = hi.shape[1]
+    F = np.empty(hi.shape, np.int64)
+    E = np.empty((fanouts.shape[0] - 1, D), np.int64)
+    for r in range(n):
+        for s in range(F.shape[0]):
+            for d in range(D):
+                F[s, d] = 1
+        for i in range(P):
+            F[A[r, i], pd[i]] *= pv[i]
+        codes[r] = _fit_code(F, kept, r, fanouts, hi, caps, coef, axes, bits8, E)
+
+
+@njit(cache=True, nogil=True)
+def sample_slots(A, order, draws, free, pv, pd, tslots, tcount, sslots, scount, probability, kept, fanouts, hi,
+                 caps, coef, axes, bits8):
+    """The sampler's moves, in place on ``A[n, P]``: at step ``t`` every row offers its prime factor
+    ``order[r, t]`` (when free) the slot chosen by the uniform numbers ``draws[t, 0, r]`` (which slot) and
+    ``draws[t, 1, r]`` (spatial when below ``probability`` and a spatial row allows it; ``tslots``/``sslots``: the
+    allowed temporal slots and spatial rows of each factor, ``tcount``/``scount`` how many), and keeps the move when
+    the assignment still fits (:func:`_fit_code`). Returns the moves undone (fan-out, capacity)."""
+    n, P = A.shape
+    K = fanouts.shape[0] - 1
+    D = hi.shape[1]
+    F = np.empty(hi.shape, np.int64)
+    E = np.empty((K, D), np.int64)
+    fan_rejected, cap_rejected = 0, 0
+    for r in range(n):
+        for s in range(F.shape[0]):
+            for d in range(D):
+                F[s, d] = 1
+        for i in range(P):
+            F[A[r, i], pd[i]] *= pv[i]
+        for step in range(P):
+            i = order[r, step]
+            if not free[i]:
+                continue
+            u = draws[step, 0, r]
+            count = scount[i]
+            if draws[step, 1, r] < probability and count > 0:
+                slot = K + sslots[i, min(int(u * count), count - 1)]
+            else:
+                count = tcount[i]
+                slot = tslots[i, min(int(u * count), max(count - 1, 0))]
+            cur = A[r, i]
+            if slot == cur:
+                continue
+            d, p = pd[i], pv[i]
+            F[cur, d] //= p
+            F[slot, d] *= p
+            code = _fit_code(F, kept, r, fanouts, hi, caps, coef, axes, bits8, E)
+            if code == 0:
+                A[r, i] = slot
+                continue
+            F[slot, d] //= p
+            F[cur, d] *= p
+            if code == 1:
+                fan_rejected += 1
+            else:
+                cap_rejected += 1
+    return fan_rejected, cap_rejected
+
+
+@njit(cache=True, nogil=True)
+def decode_slots(A, key, pv, pd, T, S, R):
+    """Fill a canonical batch's ``T[B, K, D]``, ``S[B, K+1, D]`` (products of the prime factors in each slot) and
+    ``R[B, K, D]`` (the loops with a factor above 1 ranked by ``key``, ties by dimension; the others ``D``) from
+    the slot assignments ``A[B, P]``."""
+    B, P = A.shape
+    K, D = T.shape[1], T.shape[2]
+    for b in range(B):
+        for lvl in range(K):
+            for d in range(D):
+                T[b, lvl, d] = 1
+        for row in range(K + 1):
+            for d in range(D):
+                S[b, row, d] = 1
+        for i in range(P):
+            slot = A[b, i]
+            if slot < K:
+                T[b, slot, pd[i]] *= pv[i]
+            else:
+                S[b, slot - K, pd[i]] *= pv[i]
+        for lvl in range(K):
+            for d in range(D):
+                if T[b, lvl, d] <= 1:
+                    R[b, lvl, d] = D
+                    continue
+                k = key[b, lvl, d]
+                rank = 0
+                for e in range(D):
+                    if T[b, lvl, e] > 1 and (key[b, lvl, e] < k or (key[b, lvl, e] == k and e < d)):
+                        rank += 1
+                R[b, lvl, d] = rank
+
+
+@njit(cache=True, nogil=True)
+def neighbour_moves(A, free_idx, pd, pv, allowed):
+    """The slot assignments one move from ``A[P]``, in :meth:`ntframe.mapping.space.Space.neighbours`' order:
+    the free factors grouped by (dimension, prime, slot) in order of their first factor; for each group and
+    ``m = 1..size``, its first ``m`` factors moved to every other slot its first factor allows; then, for each
+    pair of groups (in order) in different slots, of different dimensions and each allowed in the other's
+    slot, the first ``m`` and ``n`` factors of each exchanged where the products are equal (or ``m = n = 1``).
+    [rows, P]."""
+    P = A.shape[0]
+    nslots = allowed.shape[1]
+    nf = free_idx.shape[0]
+    members = np.empty((nf, nf), np.int64)
+    size = np.zeros(nf, np.int64)
+    G = 0
+    for f in range(nf):
+        i = free_idx[f]
+        g = 0
+        while g < G:
+            first = members[g, 0]
+            if pd[first] == pd[i] and pv[first] == pv[i] and A[first] == A[i]:
+                break
+            g += 1
+        if g == G:
+            G += 1
+        members[g, size[g]] = i
+        size[g] += 1
+    most = 0
+    for g in range(G):
+        most += size[g] * nslots
+        for h in range(g + 1, G):
+            most += size[g] * size[h]
+    out = np.empty((most, P), np.int64)
+    n = 0
+    for g in range(G):
+        first = members[g, 0]
+        slot = A[first]
+        for m in range(1, size[g] + 1):
+            for target in range(nslots):
+                if not allowed[first, target] or target == slot:
+                    continue
+                for q in range(P):
+                    out[n, q] = A[q]
+                for q in range(m):
+                    out[n, members[g, q]] = target
+                n += 1
+    for g in range(G):
+        i = members[g, 0]
+        for h in range(g + 1, G):
+            j = members[h, 0]
+            if A[i] == A[j] or pd[i] == pd[j] or not (allowed[i, A[j]] and allowed[j, A[i]]):
+                continue
+            pm = 1
+            for m in range(1, size[g] + 1):
+                pm *= pv[i]
+                pn = 1
+                for k in range(1, size[h] + 1):
+                    pn *= pv[j]
+                    if (m != 1 or k != 1) and pm != pn:
+                        continue
+                    for q in range(P):
+                        out[n, q] = A[q]
+                    for q in range(m):
+                        out[n, members[g, q]] = A[j]
+                    for q in range(k):
+                        out[n, members[h, q]] = A[i]
+                    n += 1
+    return out[:n]
+
+
+@njit(cache=True, nogil=True)
+def mutate_slots(A, O, keep, kind, p, u, s, lvl, d1, d2, fl, ft, tslots, tcount, sslots, scount, probability):
+    """:meth:`ntframe.mapping.space.Space.mutate`'s changes, in place, given its random numbers: row ``r`` of kind
+    0 moves factor ``p[r]`` to the slot ``u[r]`` and ``s[r]`` pick (as :func:`sample_slots`; nothing when there
+    are no free factors: ``p`` empty), kind 1 swaps the loop keys ``O[r, lvl[r], d1[r]]`` and ``O[r, lvl[r],
+    d2[r]]``, kind 2 flips ``keep[r, fl[r], ft[r]]``."""
+    K = O.shape[1]
+    for r in range(A.shape[0]):
+        if kind[r] == 0:
+            if p.shape[0] == 0:
+                continue
+            i = p[r]
+            count = scount[i]
+            if s[r] < probability and count > 0:
+                A[r, i] = K + sslots[i, min(int(u[r] * count), count - 1)]
+            else:
+                count = tcount[i]
+                A[r, i] = tslots[i, min(int(u[r] * count), max(count - 1, 0))]
+        elif kind[r] == 1:
+            a, b = O[r, lvl[r], d1[r]], O[r, lvl[r], d2[r]]
+            O[r, lvl[r], d1[r]] = b
+            O[r, lvl[r], d2[r]] = a
+        else:
+            keep[r, fl[r], ft[r]] = not keep[r, fl[r], ft[r]]

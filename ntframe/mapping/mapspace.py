@@ -133,10 +133,7 @@ class MappingBatch:
         mappings then have equal arrays."""
         D = self.T.shape[2]
         key = np.where(self.T > 1, self.R, D + np.arange(D))
-        order = np.argsort(key, axis=2, kind="stable")
-        ranks = np.empty_like(order)
-        np.put_along_axis(ranks, order, np.arange(D)[None, None, :].repeat(order.shape[0], 0)
-                          .repeat(order.shape[1], 1), axis=2)
+        ranks = np.argsort(np.argsort(key, axis=2, kind="stable"), axis=2)     # the sorting permutation inverted
         ranks = np.where(self.T > 1, ranks, D)
         return MappingBatch(self.T, self.S, ranks, self.keep)
 

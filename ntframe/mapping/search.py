@@ -38,7 +38,7 @@ from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.bounded import bounded_search
 from ntframe.mapping.constraints import Constraints, for_operation
 from ntframe.mapping.mapspace import Problem, from_batch
-from ntframe.mapping.space import Evaluator, Outcome, Shortlist, Space, batch_evaluator, objective_value
+from ntframe.mapping.space import FITS, Evaluator, Outcome, Shortlist, Space, batch_evaluator, objective_value
 from ntframe.results import SearchResult
 from ntframe.workload.ir import Operation
 
@@ -87,9 +87,9 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
         drop those that do not fit first (callers whose candidates fit by construction leave it off)."""
         batch = space.decode(A, O, keep)
         keys = batch.keys()
-        fits = space.fits(A, keep) if check else np.ones(len(keys), bool)
+        fits = space.fits(A, keep).tolist() if check else [True] * len(keys)      # (lists: cheaper per item)
         fresh = [i for i, k in enumerate(keys) if fits[i] and k not in seen and not seen.add(k)]   # type: ignore[func-returns-value]
-        state["duplicates"] += int(fits.sum()) - len(fresh)
+        state["duplicates"] += sum(fits) - len(fresh)
         fresh = fresh[: evaluations - state["priced"]]
         if not fresh:
             return np.zeros(0, np.int64), np.zeros(0)
@@ -125,7 +125,7 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
     A, O, keep = space.outermost()
     # samples grow from the outermost mapping and fit by construction when it does; under constraints it may not
     # (a capacity), and then every exploration batch is checked
-    check = not all(ok[0] for ok in space._checks(space._logs(A), keep))     # (not counted as a rejection)
+    check = bool(space.fit_codes(A, keep)[0] != FITS)     # (not counted as a rejection)
     rounds = stale = 0
     while state["priced"] < explore_budget and stale < 3:
         if rounds:
