@@ -386,7 +386,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         rows.append((f"python: {module}", "found" if spec else "missing",
                      (spec.origin or "") if spec else f"pip install 'ntframe[{extra}]'"))
     compiled, detail = jit.status()
-    rows.append(("compiled kernels (bank model, pricing)", "found" if compiled else "missing", detail))
+    rows.append(("compiled kernels (bank model, pricing, search)", "found" if compiled else "missing", detail))
     host = _host()
     for info in host.failures():
         rows.append((f"plugin: {info.name}", "failed", info.error or ""))

@@ -183,7 +183,11 @@ class RelaxedPricing:
     a shorter run at ``line / run``. Without the loop
     statistics the general analysis needs, and per tensor: a tensor's accesses depend on its own keep bits only,
     so a keep pattern sums per-tensor *chains* of kept levels (``tests/test_bounded.py`` checks this against
-    :func:`price` on relaxed mappings)."""
+    :func:`price` on relaxed mappings).
+
+    Speed: with numba (the ``fast`` extra), :meth:`parts` and :meth:`penalty` run compiled kernels
+    (:mod:`ntframe.mapping.bound_kernels`), numpy's figures to the last bit (``tests/test_bounded_speed.py``);
+    ``NTFRAME_JIT=0`` turns them off, and a kernel that fails warns once and leaves numpy to compute."""
 
     def __init__(self, problem: Problem, arch: Architecture, line_bytes: int = 64,
                  reduction_adders: bool = True) -> None:
@@ -207,6 +211,13 @@ class RelaxedPricing:
         self._pass_cache: dict = {}
         self._group_cache: tuple | None = None
         self._penalty_cache: dict = {}
+        self._pattern_cache: dict[bytes, tuple[np.ndarray, np.ndarray, tuple[int, ...]]] = {}
+        self._room_cache: tuple | None = None
+        self._layout_cache: dict[bytes, tuple | None] = {}
+        self._divisor_cache: dict[int, np.ndarray] = {}
+        self._parts_args: tuple | None = None
+        self._pair_cache: dict[int, dict[int, float]] = {}       # axis -> extents' pair -> indices touched
+        self._kinds: tuple | None = None
         self.floor_energy_pJ = self.compute_energy + sum(
             b * (level0.read_energy_pJ_per_bit if t.role == READ else level0.write_energy_pJ_per_bit)
             for b, t in zip(bits, problem.tensors))
@@ -236,8 +247,6 @@ class RelaxedPricing:
         R = bounds[None, :] / S.prod(axis=1)                            # temporal work of one compute unit
         below = np.cumprod(S[:, ::-1], axis=1)[:, ::-1]                  # below[:, r]: product of rows r..K
         E = [R * below[:, c + 1] for c in range(K)] + [np.ones((n, D))]  # relaxed tile of each level
-        inst = np.cumprod(S[:, :K].prod(axis=2), axis=1)                 # [n, K]
-        above = np.cumprod(S[:, :K], axis=1)                             # [n, K, D]
         steps = R.prod(axis=1)
         add_pj = arch.compute.energy_pJ("add", int(problem.bits.max()))
         e_read = [lv.read_energy_pJ_per_bit for lv in arch.levels]
@@ -247,29 +256,50 @@ class RelaxedPricing:
         C = len(self.chains)
         energy_tc, cycles_tc, noc_tc = np.zeros((Tn, C, n)), np.zeros((Tn, C, K, n)), np.zeros((Tn, C, n))
         level0_tc = np.zeros((Tn, C, n))                # what one more pass over the outermost level costs
-        for j, t in enumerate(problem.tensors):
+        # every tensor's axes and every level at once (functions of each row and axis alone: the same counts,
+        # whose products over a tensor's axes are whole numbers, exact in any order), sliced per tensor and level
+        touched = self._touched(np.concatenate(E[:K]))                                          # [K*n, A]
+        compiled = self._compiled_parts(spatial, touched, add_pj, (energy_tc, cycles_tc, noc_tc, level0_tc))
+        if not compiled:
+            inst = np.cumprod(S[:, :K].prod(axis=2), axis=1)                 # [n, K]
+            above = np.cumprod(S[:, :K], axis=1)                             # [n, K, D]
+            boxes = axis_extents(np.concatenate([bounds[None, :] / above[:, l] for l in range(K)]), problem.coef_all)
+            axes = np.append(problem.axis_starts, len(problem.coef_all))
+        for j, t in enumerate(() if compiled else problem.tensors):     # numpy's where the kernel has not priced
             coef = t.coef.astype(float)
             bits = float(problem.bits[j])
             shape = np.array(op.tensors[j].shape, float)
             relrow = np.where(t.relevant[None, None, :], S, 1.0).prod(axis=2)     # [n, K+1]
             irrrow = S.prod(axis=2) / relrow
-            moved = [touched_extents(E[c], coef).prod(axis=1) for c in range(K)] + [steps]
-            first = [axis_extents(bounds[None, :] / above[:, l], coef).prod(axis=1) for l in range(K)]
+            mine = slice(axes[j], axes[j + 1])
+            moved = [touched[c * n:(c + 1) * n, mine].prod(axis=1) for c in range(K)] + [steps]
+            first = [boxes[lvl * n:(lvl + 1) * n, mine].prod(axis=1) for lvl in range(K)]
             rep = irrrow[:, 0] if noc is not None else np.ones(n)
             inflation = {}
+            # each chain's reads and writes at every level [C, K, n], updates at the outermost level and adds
+            # [C, n] (0 where it has none: the same figures below), each link's figures computed once
+            reads_c, writes_c = np.zeros((C, K, n)), np.zeros((C, K, n))
+            updates0_c, adds_c, scale_c = np.zeros((C, n)), np.zeros((C, n)), np.empty((C, n))
+            links: dict[tuple[int, int], tuple] = {}
+            ends: dict[int, np.ndarray] = {}
             for ci, chain in enumerate(self.chains):
                 reads = [0.0] * K
                 writes = [0.0] * K                       # fills + updates
                 updates0 = 0.0
                 adds = 0.0
                 for a, c in zip(chain, chain[1:]):
-                    served = moved[c] * relrow[:, a + 1:c + 1].prod(axis=1)
+                    if (a, c) not in links:
+                        served = moved[c] * relrow[:, a + 1:c + 1].prod(axis=1)
+                        links[a, c] = (served, np.clip(served - first[a], 0, None),
+                                       served * (irrrow[:, a + 1:c + 1].prod(axis=1) - 1) * inst[:, a]) \
+                            if t.role == ACCUMULATE else (served,)
+                    served = links[a, c][0]
                     if t.role == READ:
                         reads[a] = reads[a] + served
                     elif t.role == ACCUMULATE:
                         writes[a] = writes[a] + served
-                        reads[a] = reads[a] + np.clip(served - first[a], 0, None)
-                        adds = adds + served * (irrrow[:, a + 1:c + 1].prod(axis=1) - 1) * inst[:, a]
+                        reads[a] = reads[a] + links[a, c][1]
+                        adds = adds + links[a, c][2]
                     elif t.role == READWRITE:
                         reads[a] = reads[a] + served
                         writes[a] = writes[a] + served
@@ -280,8 +310,12 @@ class RelaxedPricing:
                     if c < K and t.role in (READ, READWRITE):
                         writes[c] = writes[c] + moved[c]
                     elif c < K and t.role == ACCUMULATE:
-                        writes[c] = writes[c] + np.clip(moved[c] - first[c], 0, None)
-                noc_elements = (reads[0] + updates0) * (rep - 1) / rep * inst[:, 0]
+                        if c not in ends:
+                            ends[c] = np.clip(moved[c] - first[c], 0, None)
+                        writes[c] = writes[c] + ends[c]
+                for lvl in range(K):
+                    reads_c[ci, lvl], writes_c[ci, lvl] = reads[lvl], writes[lvl]
+                updates0_c[ci], adds_c[ci] = updates0, adds
                 scale = 1 / rep
                 if self.line_bytes:
                     child = chain[1]
@@ -294,27 +328,88 @@ class RelaxedPricing:
                         run_bytes = run * bits / 8
                         inflation[child] = np.where(run_bytes >= self.line_bytes, 1.0, self.line_bytes / run_bytes)
                     scale = scale * inflation[child]
-                reads[0] = reads[0] * scale
-                writes[0] = writes[0] * scale
-                energy = self.reduction_adders * (t.role == ACCUMULATE) * adds * add_pj + 0.0
-                for lvl in range(K):
-                    energy = energy + (reads[lvl] * e_read[lvl] + writes[lvl] * e_write[lvl]) * bits * inst[:, lvl]
-                    cycles_tc[j, ci, lvl] = (reads[lvl] + writes[lvl]) * bits / 8 / per_cycle[lvl]
-                # one more pass at the outermost level: its reads and writes again (an accumulated tensor's
-                # partial sums are read back, then written), over the network for the other replicas
-                again = (reads[0] * e_read[0] + writes[0] * e_write[0]) * bits * inst[:, 0]
-                if t.role == ACCUMULATE:
-                    again = again + writes[0] * e_read[0] * bits * inst[:, 0]
-                if noc is not None:
-                    network = noc_elements * bits * noc.average_hops * noc.hop_energy_pJ_per_bit
-                    if t.role != READ:
-                        network = network + updates0 * (rep - 1) / rep * inst[:, 0] * add_pj
-                    energy = energy + network
-                    again = again + network
-                energy_tc[j, ci], noc_tc[j, ci], level0_tc[j, ci] = energy, noc_elements * bits, again
+                scale_c[ci] = scale
+            # then every chain at once
+            noc_elements = (reads_c[:, 0] + updates0_c) * (rep - 1) / rep * inst[:, 0]
+            reads_c[:, 0] = reads_c[:, 0] * scale_c
+            writes_c[:, 0] = writes_c[:, 0] * scale_c
+            energy = self.reduction_adders * (t.role == ACCUMULATE) * adds_c * add_pj + 0.0
+            for lvl in range(K):
+                energy = energy + ((reads_c[:, lvl] * e_read[lvl] + writes_c[:, lvl] * e_write[lvl]) * bits
+                                   * inst[:, lvl])
+                cycles_tc[j, :, lvl] = (reads_c[:, lvl] + writes_c[:, lvl]) * bits / 8 / per_cycle[lvl]
+            # one more pass at the outermost level: its reads and writes again (an accumulated tensor's
+            # partial sums are read back, then written), over the network for the other replicas
+            again = (reads_c[:, 0] * e_read[0] + writes_c[:, 0] * e_write[0]) * bits * inst[:, 0]
+            if t.role == ACCUMULATE:
+                again = again + writes_c[:, 0] * e_read[0] * bits * inst[:, 0]
+            if noc is not None:
+                network = noc_elements * bits * noc.average_hops * noc.hop_energy_pJ_per_bit
+                if t.role != READ:
+                    network = network + updates0_c * (rep - 1) / rep * inst[:, 0] * add_pj
+                energy = energy + network
+                again = again + network
+            energy_tc[j], noc_tc[j], level0_tc[j] = energy, noc_elements * bits, again
         return {"energy": energy_tc, "cycles": cycles_tc, "noc": noc_tc, "level0": level0_tc,
-                "homeless": self._homeless(S, above[:, 0]),
+                "homeless": self._homeless(S, S[:, 0]),                  # the vaults' split
                 "compute_cycles": steps * op.ops_per_point / arch.compute.ops_per_cycle}
+
+    def _compiled_parts(self, spatial: np.ndarray, touched: np.ndarray, add_pj: float, out: tuple) -> bool:
+        """Fill ``out`` (:meth:`parts`' energy, cycles, network bits and one more outermost pass, per tensor and
+        chain) by :func:`ntframe.mapping.bound_kernels.relaxed_parts` (numpy's figures to the last bit): False
+        where it did not (no kernel, a split that does not divide the bounds, a failure)."""
+        kernels = self.KERNELS.get()
+        if kernels is None:
+            return False
+        if self._parts_args is None:
+            problem, arch, noc = self.problem, self.arch, self.arch.network
+            starts = [int(s) for s in problem.axis_starts]
+            chains = np.full((len(self.chains), self.K + 1), -1, np.int64)
+            for ci, chain in enumerate(self.chains):
+                chains[ci, :len(chain)] = chain
+            self._parts_args = (
+                problem.bounds.astype(np.int64), problem.relevant.astype(bool), problem.coef_int.astype(np.int64),
+                np.array([starts, starts[1:] + [len(problem.coef_int)]], np.int64).T.copy(),
+                problem.roles.astype(np.int64), problem.bits.astype(float), problem.shape_all.astype(float),
+                chains, np.array([len(chain) for chain in self.chains], np.int64),
+                *(np.array([getattr(lv, field) for lv in arch.levels], float)
+                  for field in ("read_energy_pJ_per_bit", "write_energy_pJ_per_bit", "bytes_per_cycle")),
+                float(self.line_bytes), noc is not None, float(noc.average_hops) if noc is not None else 0.0,
+                float(noc.hop_energy_pJ_per_bit) if noc is not None else 0.0)
+        args = self._parts_args
+        try:
+            return kernels.relaxed_parts(np.ascontiguousarray(spatial, np.int64), *args[:7],
+                                         np.ascontiguousarray(touched, float), *args[7:], float(add_pj),
+                                         bool(self.reduction_adders), *out)
+        except Exception as exc:    # an optional accelerator (compiled on first use) must not cost results
+            self.KERNELS.failed(exc)
+            return False
+
+    def _touched(self, E: np.ndarray) -> np.ndarray:
+        """:func:`touched_extents` of every tensor axis over tiles E [n, D]: [n, A]. An axis of two dimensions
+        counts each distinct pair of their extents once (found by one number per pair, not by ``np.unique`` over
+        rows, whose sort of row bytes is slow) and remembers the counts: the same counts, a function of each row
+        alone."""
+        coef = self.problem.coef_all
+        out = np.empty((len(E), len(coef)))
+        pairs = [a for a, row in enumerate(coef) if np.count_nonzero(row) == 2]
+        rest = [a for a in range(len(coef)) if a not in pairs]
+        if rest:
+            out[:, rest] = touched_extents(E, coef[rest])
+        for a in pairs:
+            x, y = (E[:, d].astype(np.int64) for d in np.flatnonzero(coef[a]))
+            if max(x.max(initial=0), y.max(initial=0)) >= 2 ** 31:         # (no key of one number: as it is)
+                out[:, a] = touched_extents(E, coef[a:a + 1])[:, 0]
+                continue
+            keys, first, back = np.unique(x * 2 ** 31 + y, return_index=True, return_inverse=True)
+            known = self._pair_cache.setdefault(a, {})
+            keys = keys.tolist()
+            new = [i for i, key in enumerate(keys) if key not in known]
+            if new:
+                counts = touched_extents(E[first[new]], coef[a:a + 1])[:, 0].tolist()
+                known.update(zip([keys[i] for i in new], counts))
+            out[:, a] = np.array([known[key] for key in keys])[back.ravel()]
+        return out
 
     def _homeless(self, S: np.ndarray, vault_split: np.ndarray) -> np.ndarray:
         """[Tn, n]: the extra passes over the outermost level that each tensor needs in every mapping that keeps
@@ -350,14 +445,63 @@ class RelaxedPricing:
         whole block in that level across its instances. Minimised over every block, per group of dimensions that
         the same tensors index and whose tile extents the same tensors count (extents from one dimension per
         tensor axis: a lower bound), and every ``d*``."""
-        chain_of = self.chain_index(keep[None])[0]
-        first = tuple(self.chains[c][1] for c in chain_of)
-        weights = parts["level0"][np.arange(len(chain_of)), chain_of, k]
+        tensors, chain_of, first = self._pattern(keep)
+        weights = parts["level0"][tensors, chain_of, k]
         key = (spatial[0].tobytes(), first, weights.tobytes())      # structures often repeat these (memoised)
-        if key not in self._penalty_cache:
-            passes = self._passes(spatial[0], first)
-            self._penalty_cache[key] = 0.0 if passes is None else max(0.0, self._fewest(spatial[0], passes, weights))
-        return self._penalty_cache[key]
+        got = self._penalty_cache.get(key)
+        if got is None:
+            got = self._compiled_penalty(spatial[0], first, weights)
+            if got is None:
+                passes = self._passes(spatial[0], first)
+                got = 0.0 if passes is None else max(0.0, self._fewest(spatial[0], passes, weights))
+            self._penalty_cache[key] = got
+        return got
+
+    KERNELS = OptionalKernel("ntframe.mapping.bound_kernels", "the native cost model's compiled bounds",
+                             "numpy's bounds")
+    """The compiled relaxed prices and penalty (:func:`ntframe.mapping.bound_kernels.relaxed_parts`,
+    :func:`~ntframe.mapping.bound_kernels.capacity_penalty`), optional (:mod:`ntframe.jit`)."""
+
+    def _pattern(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        """The tensors [Tn], a keep pattern's chain per tensor [Tn] and each tensor's first kept level below the
+        outermost (``K``: none) (memoised: a search asks for the same few patterns again and again)."""
+        key = keep.tobytes()
+        got = self._pattern_cache.get(key)
+        if got is None:
+            chain_of = self.chain_index(keep[None])[0]
+            got = self._pattern_cache[key] = (np.arange(len(chain_of)), chain_of,
+                                              tuple(self.chains[c][1] for c in chain_of))
+        return got
+
+    def _compiled_penalty(self, split: np.ndarray, first: tuple[int, ...], weights: np.ndarray) -> float | None:
+        """The penalty by the compiled kernel (the numpy code's figure to the last bit), or None where there is
+        none (numba missing or off, a level below the outermost without a capacity, a failure: numpy serves)."""
+        kernels = self.KERNELS.get()
+        rooms = self._rooms()
+        if kernels is None or rooms is None or not (weights >= 0).all():     # (the kernel needs weights >= 0)
+            return None
+        try:
+            layout = self._layout(kernels, split)
+            if layout is None:
+                return None
+            return float(kernels.capacity_penalty(*layout, np.array(first, np.int64),
+                                                  np.ascontiguousarray(weights, float), rooms, self.K))
+        except Exception as exc:    # an optional accelerator (compiled on first use) must not cost results
+            self.KERNELS.failed(exc)
+            return None
+
+    def _rooms(self) -> np.ndarray | None:
+        """What :meth:`_fitting` compares the blocks with [max(K, 2)]: level 1's capacity, each deeper level's
+        across its instances; None if a level below the outermost has no capacity."""
+        if self._room_cache is None:
+            arch, K = self.arch, self.K
+            if any(lvl.capacity_bytes is None for lvl in arch.levels[1:]):
+                self._room_cache = (None,)
+            else:
+                rooms = [math.inf, arch.levels[1].capacity_bytes if K > 1 else math.inf]
+                rooms += [arch.levels[lvl].capacity_bytes * math.prod(arch.fanouts[1:lvl + 1]) for lvl in range(2, K)]
+                self._room_cache = (np.array(rooms, float),)
+        return self._room_cache[0]
 
     def _fewest(self, split: np.ndarray, passes: list[tuple[tuple[int, ...], np.ndarray]],
                 weights: np.ndarray) -> float:
@@ -492,6 +636,57 @@ class RelaxedPricing:
                 "rel_g": rel_g, "any_loop": loops_g.any(axis=0), "inner": inner,
                 "any_inner": loops_g[inner].any(axis=0), "seq_groups": np.flatnonzero(seq_g)}
         return self._block_cache[key]
+
+    def _layout(self, kernels, split: np.ndarray) -> tuple | None:
+        """For the outermost level's split, the blocks of :meth:`_blocks` as the compiled penalty walks them
+        (:func:`ntframe.mapping.bound_kernels.capacity_penalty`'s arguments): each group's divisors in increasing
+        order ``divisor`` and the share over each, ``ratio`` [G, most divisors] (exact whole numbers, as
+        :meth:`_blocks` divides them), the blocks laid out as an array over the groups whose last axis is the group
+        with the most divisors (the count ``lens`` and the stride of each group [G], the last group and the one
+        laid out before it, -1: none), then the groups' kinds (time steps [G], counted in each tensor's block
+        size and indexing each tensor [Tn, G]), the tensors' bits [Tn], the groups that are not time steps and
+        those that are, and the tables of :func:`~ntframe.mapping.bound_kernels.block_prefixes` (by ``kernels``);
+        None where the whole share is 2**53 or more (its products of whole numbers could round) (memoised)."""
+        key = split.tobytes()
+        if key not in self._layout_cache:
+            self._layout_cache[key] = self._new_layout(kernels, split)
+        return self._layout_cache[key]
+
+    def _new_layout(self, kernels, split: np.ndarray) -> tuple | None:
+        """:meth:`_layout`, not memoised."""
+        members, seq_g, rel_g, counted_g = self._groups()
+        X = (self.problem.bounds // split).tolist()
+        shares = [math.prod(X[d] for d in g) for g in members]
+        if math.prod(shares) >= 2 ** 53:
+            return None
+        if self._kinds is None:
+            self._kinds = (np.ascontiguousarray(seq_g, bool), np.ascontiguousarray(counted_g, bool),
+                           np.ascontiguousarray(rel_g, bool), self.problem.bits.astype(np.int64),
+                           np.flatnonzero(~seq_g).astype(np.int64), np.flatnonzero(seq_g).astype(np.int64))
+        # each group's divisors (time steps: outermost loops, always), the group with the most laid out last
+        chains = [self._divisors(1 if seq else whole) for seq, whole in zip(seq_g.tolist(), shares)]
+        G = len(members)
+        lens = [len(c) for c in chains]
+        last = lens.index(max(lens))
+        laid = [g for g in range(G) if g != last] + [last]
+        stride = [1] * G
+        for pos in range(G - 2, -1, -1):
+            stride[laid[pos]] = stride[laid[pos + 1]] * lens[laid[pos + 1]]
+        divisor = np.ones((G, max(lens)), np.int64)
+        ratio = np.ones((G, max(lens)))
+        for g in range(G):
+            divisor[g, :lens[g]] = chains[g]
+            ratio[g, :lens[g]] = shares[g] / chains[g].astype(float)
+        lens, stride = np.array(lens, np.int64), np.array(stride, np.int64)
+        return (divisor, ratio, lens, stride, last, laid[-2] if G > 1 else -1, *self._kinds,
+                *kernels.block_prefixes(divisor, ratio, lens, stride, last, *self._kinds[:3]))
+
+    def _divisors(self, n: int) -> np.ndarray:
+        """The divisors of ``n`` in increasing order (memoised)."""
+        got = self._divisor_cache.get(n)
+        if got is None:
+            got = self._divisor_cache[n] = np.sort(Tiles(np.array([n])).grid(1)[0][:, 0])
+        return got
 
     def _noc_cycles(self, bits: np.ndarray) -> np.ndarray:
         noc = self.arch.network

@@ -23,10 +23,17 @@ re-fetches the capacities force (its ``penalty``). The search:
 
 Nothing here is random: the same operation, architecture, constraints, budget and incumbent give the same
 mapping. Ties go to the structure enumerated first, then to the candidate generated first.
+
+Speed, the same answers: the queue holds one entry per chunk of structures (the next of the chunk is queued
+when one leaves, with the arrival number it would have had: the same order); a chunk combines its structures'
+relaxed prices over the keep patterns at once; a level's tiles are memoised per (level, tile below, share, kept
+tensors) and, with numba (the ``fast`` extra), found by a compiled kernel (:mod:`ntframe.mapping.bound_kernels`,
+``NTFRAME_JIT=0`` turns it off).
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -37,14 +44,20 @@ import numpy as np
 
 from ntframe.errors import MappingError
 from ntframe.hardware.architecture import Architecture
+from ntframe.jit import OptionalKernel
 from ntframe.mapping.constraints import Constraints
 from ntframe.mapping.mapspace import MappingBatch, Problem, level_capacities
 from ntframe.mapping.space import Outcome, Shortlist, Space, objective_value, prime_factors
 
+KERNELS = OptionalKernel("ntframe.mapping.bound_kernels", "the bounded search's compiled tiles", "numpy's tiles")
+"""The compiled tiles (:func:`ntframe.mapping.bound_kernels.level_tiles`), optional (:mod:`ntframe.jit`)."""
 EXPAND = 4
 """Partial mappings expanded at most per level of the per-structure search."""
 ORDERS = 24
 """Most permutations of the relevance classes tried as a level's loop order."""
+BOXES = 1 << 40
+"""Tiles' boxes counted as products of integers below this many elements (:meth:`Problem.extents`' sums of
+logarithms, rounded, give the same integers: their error is some 1e-13 of the box), else by that method."""
 
 
 @dataclass
@@ -54,6 +67,15 @@ class Bounded(Outcome):
     structures: int = 0                 # structures (spatial split and keep pattern) bounded
     mapped: int = 0                     # of which mapped
     lower_bound: float = 0.0            # smallest bound (objective units) among the structures left unmapped
+
+
+@functools.lru_cache(maxsize=4096)
+def _prime_powers(n: int) -> tuple[tuple[int, int], ...]:
+    """``n``'s prime factors with their exponents, the primes in increasing order (as :class:`Tiles` pairs them)."""
+    counts: dict[int, int] = {}
+    for p in prime_factors(n):
+        counts[p] = counts.get(p, 0) + 1
+    return tuple(sorted(counts.items()))
 
 
 def _divisors(n: int) -> list[int]:
@@ -76,7 +98,9 @@ class Structures:
         bounds = [int(b) for b in problem.bounds]
         seq = set(problem.sequential)
         names = [lvl.name for lvl in arch.levels] + [arch.compute.name]
-        combos = np.ones((1, 0, D), np.int64)
+        vecs: list[np.ndarray] = []             # per fan-out row, its factor vectors
+        picks: list[np.ndarray] = []            # per row, the vector of each split so far
+        total = np.ones((1, D), np.int64)       # per split so far, its rows' product
         for row, fan in enumerate(arch.fanouts):
             dims = [d for d in range(D) if fan > 1 and d not in seq and (row not in c.spatial or d in c.spatial[row])]
             options = _row_options([bounds[d] for d in dims], fan)
@@ -91,12 +115,12 @@ class Structures:
                                            f"{names[row]} cannot be placed: the mapper's or the architecture's "
                                            f"constraints keep {problem.dims[d]} out of that fan-out, or its bound "
                                            f"{bounds[d]} or the fan-out {fan} lacks the factor")
-            total = combos.prod(axis=1) if combos.shape[1] else np.ones((1, D), np.int64)
-            pair_total = total[:, None, :] * vec[None, :, :]
-            ok = (np.array(bounds)[None, None, :] % pair_total == 0).all(axis=2)
-            a, b = np.nonzero(ok)
-            combos = np.concatenate([combos[a], vec[b][:, None, :]], axis=1)
-        self.spatial = combos                                       # [n, K+1, D]
+            a, b = np.nonzero(_divide(np.array(bounds)[None, :] // total, vec))
+            picks = [pick[a] for pick in picks] + [b]
+            vecs.append(vec)
+            total = total[a] * vec[b]
+        self.spatial = np.stack([vec[pick] for vec, pick in zip(vecs, picks)], axis=1) if vecs \
+            else np.ones((1, 0, D), np.int64)                       # [n, K+1, D]
         free = [(lvl, t) for lvl in range(1, K) for t in range(Tn) if (lvl, t) not in c.keep]
         keeps = np.ones((2 ** len(free), K, Tn), bool)
         for (lvl, t), value in c.keep.items():
@@ -110,15 +134,29 @@ class Structures:
         return len(self.spatial) * len(self.keeps)
 
 
+def _divide(left: np.ndarray, vec: np.ndarray) -> np.ndarray:
+    """[n, m]: every vector of ``vec`` [m, D] divides the vector of ``left`` [n, D] (what the rows above leave of
+    the bounds), dimension by dimension; from a table of the few distinct values of each dimension."""
+    ok = np.ones((len(left), len(vec)), bool)
+    for d in range(left.shape[1]):
+        factors, which = np.unique(vec[:, d], return_inverse=True)
+        if len(factors) == 1 and factors[0] == 1:
+            continue
+        rests, where = np.unique(left[:, d], return_inverse=True)
+        ok &= (rests[:, None] % factors[None, :] == 0)[where][:, which]
+    return ok
+
+
 def _row_options(bounds: list[int], fanout: int) -> np.ndarray:
     """Every vector of factors (one dividing each bound) whose product is at most ``fanout``."""
     out: list[tuple[int, ...]] = []
+    divisors = [[f for f in _divisors(b) if f <= fanout] for b in bounds]
 
     def rec(i: int, acc: tuple[int, ...], product: int) -> None:
         if i == len(bounds):
             out.append(acc)
             return
-        for f in _divisors(bounds[i]):
+        for f in divisors[i]:
             if product * f > fanout:
                 break
             rec(i + 1, acc + (f,), product * f)
@@ -187,10 +225,24 @@ class _Mapper:
                              for perm in itertools.islice(itertools.permutations(range(len(classes))), ORDERS)]
         self.seq = list(problem.sequential)
         self._orders: dict[tuple, np.ndarray] = {}
+        self._mask_orders: dict[tuple[int, int], np.ndarray] = {}
+        self._tiles: dict[tuple, np.ndarray] = {}
+        self._level_rules: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # a dimension alone on a tensor axis with a stride (a pooling's scatter, a 1x1 strided convolution): its
         # tiles' bounding boxes hold gaps, so a bigger tile can fetch more; every tile along it is tried
         self.gaps = {int(np.flatnonzero(row)[0]) for t in problem.tensors for row in t.coef
                      if np.count_nonzero(row) == 1 and row.max() > 1}
+        # for the compiled tiles: the dimensions free of the maximality, the terms of every tensor axis; numpy's
+        # where a tensor has no axes (Problem.extents' sums then span the next tensor's) or a coefficient is
+        # negative (a bigger tile could have a smaller box)
+        starts = [int(s) for s in problem.axis_starts]
+        ends = starts[1:] + [len(problem.coef_int)]
+        terms = [(d, int(row[d])) for row in problem.coef_int for d in np.flatnonzero(row)]
+        self._tile_args = (np.array([d in self.gaps for d in range(self.D)]),
+                           np.cumsum([0] + [np.count_nonzero(row) for row in problem.coef_int]).astype(np.int64),
+                           np.array([d for d, _ in terms], np.int64), np.array([c for _, c in terms], np.int64),
+                           np.array([starts, ends], np.int64).T.copy(), np.asarray(self.bits8, float)) \
+            if all(s < e for s, e in zip(starts, ends)) and (problem.coef_int >= 0).all() else None
 
     # --- pricing ---------------------------------------------------------------------------------------
     def value(self, T: np.ndarray, S: np.ndarray, R: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -206,7 +258,17 @@ class _Mapper:
         return out
 
     def tile_bytes(self, E: np.ndarray, keep_level: np.ndarray) -> np.ndarray:
-        return np.where(keep_level[None], np.ceil(self.p.extents(E.astype(float)) * self.bits8[None]), 0).sum(axis=1)
+        """Bytes of the tiles E [m, D] of a level that keeps ``keep_level`` [Tn]: each tensor's bounding box
+        (:meth:`Problem.extents`), rounded up to whole bytes. The boxes as products of integers, which are what
+        :meth:`Problem.extents` rounds its sums of logarithms to below ``BOXES`` elements."""
+        boxes = self.boxes(E)
+        if len(boxes) and boxes.max() >= BOXES:
+            boxes = self.p.extents(E.astype(float))
+        return np.where(keep_level[None], np.ceil(boxes * self.bits8[None]), 0).sum(axis=1)
+
+    def boxes(self, E: np.ndarray) -> np.ndarray:
+        """Each tensor's bounding box over the tiles E [m, D], in elements: [m, Tn] integers."""
+        return np.multiply.reduceat((E - 1) @ self.p.coef_int.T + 1, self.p.axis_starts, axis=1)
 
     # --- orders ----------------------------------------------------------------------------------------
     def orders(self, level: int, nonunit: tuple[int, ...]) -> np.ndarray:
@@ -227,10 +289,37 @@ class _Mapper:
         return self._orders[key]
 
     # --- the level beam --------------------------------------------------------------------------------
+    def mask_orders(self, level: int, mask: int) -> np.ndarray:
+        """:meth:`orders` of the dimensions whose bits are set in ``mask`` (the first dimension most significant)
+        (memoised)."""
+        key = (level, mask)
+        got = self._mask_orders.get(key)
+        if got is None:
+            got = self._mask_orders[key] = self.orders(level, tuple(d for d in range(self.D)
+                                                                    if mask >> (self.D - 1 - d) & 1))
+        return got
+
     def tiles(self, level: int, below: np.ndarray, share: np.ndarray, keep: np.ndarray) -> np.ndarray:
         """Capacity-maximal tiles of ``level`` (every size along a strided dimension with gaps): multiples of
         ``below`` (the tile under it with the spatial split into it) dividing ``share`` (what one instance
-        covers), whose loops at ``level`` obey the constraints."""
+        covers), whose loops at ``level`` obey the constraints (memoised: the structures a search maps share many;
+        the array returned is read-only)."""
+        key = (level, below.tobytes(), share.tobytes(), keep[level].tobytes())
+        got = self._tiles.get(key)
+        if got is None:
+            got = self._tiles[key] = self._new_tiles(level, below, share, keep)
+            got.flags.writeable = False
+        return got
+
+    def _new_tiles(self, level: int, below: np.ndarray, share: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """:meth:`tiles`, not memoised: by the compiled kernel where there is one and the boxes are small enough
+        to count as integers, else by numpy."""
+        kernels = KERNELS.get()
+        if kernels is not None and self._tile_args is not None and self.boxes(share[None]).max() < BOXES:
+            try:
+                return self._compiled_tiles(kernels, level, below, share // below, keep[level])
+            except Exception as exc:    # an optional accelerator (compiled on first use) must not cost results
+                KERNELS.failed(exc)
         room = share // below
         tiles = Tiles(room)
         t, codes = tiles.grid(self.D)
@@ -244,6 +333,24 @@ class _Mapper:
         ok &= self.tile_bytes(E, keep[level]) <= self.caps[level]
         t, codes, E = t[ok], codes[ok], E[ok]
         return E[tiles.maximal(codes, self.gaps)]
+
+    def _compiled_tiles(self, kernels, level: int, below: np.ndarray, room: np.ndarray,
+                        keep_level: np.ndarray) -> np.ndarray:
+        """:meth:`_new_tiles` by :func:`ntframe.mapping.bound_kernels.level_tiles` (the same tiles in the same
+        order)."""
+        pairs = [(d, p, e) for d, r in enumerate(room.tolist()) for p, e in _prime_powers(r)]
+        dims, primes, exps = (np.array([pair[i] for pair in pairs], np.int64).reshape(len(pairs)) for i in range(3))
+        radix = np.cumprod(np.concatenate([[1], exps[:-1] + 1])).astype(np.int64) if pairs else exps
+        if level not in self._level_rules:
+            fixed = np.array([not ((d not in self.seq or level == 0)
+                                   and (d not in self.c.temporal or level in self.c.temporal[d]))
+                              for d in range(self.D)])
+            rules = [self.c.factors.get((level, d)) or (0, 0) for d in range(self.D)]
+            self._level_rules[level] = (fixed, np.array([lo for lo, _ in rules], np.int64),
+                                        np.array([hi for _, hi in rules], np.int64))
+        return kernels.level_tiles(np.ascontiguousarray(below, np.int64), dims, primes, exps, radix,
+                                   *self._level_rules[level], *self._tile_args, np.ascontiguousarray(keep_level, bool),
+                                   float(self.caps[level]))
 
     def map(self, S: np.ndarray, keep: np.ndarray, cutoff: float = math.inf,
             expand: int = EXPAND) -> tuple[float, np.ndarray, np.ndarray] | None:
@@ -262,6 +369,7 @@ class _Mapper:
         T0[K - 1] = share[K - 1] // S[K]
         R0 = np.full((K, D), D, np.int64)
         best: list = [cutoff, None, None]
+        bit_values = 1 << np.arange(D - 1, -1, -1)
         if K == 1:                                         # one storage level: everything at level 0
             R0[0] = self.orders(0, tuple(np.flatnonzero(T0[0] > 1)))[0]
             value = self._complete(T0[None], S, R0[None], keep)[0]
@@ -273,19 +381,22 @@ class _Mapper:
             Tn = np.repeat(T[None], len(E), 0)
             Tn[:, level] = inner
             Tn[:, order_level] = outer
-            cand_T, cand_R, cand_E = [], [], []
             # the sets of dimensions looping at order_level, in lexicographic order of their masks (the first
-            # dimension most significant), as the bits of one number each
-            masks = (Tn[:, order_level] > 1).astype(np.int64) @ (1 << np.arange(self.D - 1, -1, -1))
-            for mask in np.unique(masks):
-                rows = np.flatnonzero(masks == mask)
-                ranks = self.orders(order_level, tuple(np.flatnonzero(mask >> np.arange(self.D - 1, -1, -1) & 1)))
-                Rn = np.repeat(R[None], len(rows) * len(ranks), 0)
-                Rn[:, order_level] = np.tile(ranks, (len(rows), 1))
-                cand_T.append(np.repeat(Tn[rows], len(ranks), 0))
-                cand_R.append(Rn)
-                cand_E.append(np.repeat(E[rows], len(ranks), 0))
-            return np.concatenate(cand_T), np.concatenate(cand_R), np.concatenate(cand_E)
+            # dimension most significant), as the bits of one number each; the tiles of each set in their order,
+            # each under every order of the set
+            masks = (outer > 1).astype(np.int64) @ bit_values
+            unique, inverse = np.unique(masks, return_inverse=True)
+            tables = [self.mask_orders(order_level, mask) for mask in unique.tolist()]
+            counts = np.array([len(table) for table in tables])
+            rows = np.argsort(inverse, kind="stable")
+            per_row = counts[inverse[rows]]
+            total = int(per_row.sum())
+            at = np.arange(total) - np.repeat(np.cumsum(per_row) - per_row, per_row)      # order within the set
+            order_row = np.repeat((np.cumsum(counts) - counts)[inverse[rows]], per_row) + at
+            pick = np.repeat(rows, per_row)
+            Rn = np.repeat(R[None], total, 0)
+            Rn[:, order_level] = (np.concatenate(tables) if len(tables) > 1 else tables[0])[order_row]
+            return Tn[pick], Rn, E[pick]
 
         def take(values, CT, CR, complete: bool):
             """The candidates in order while they can beat the best; a complete one ends the level."""
@@ -355,11 +466,50 @@ class _Mapper:
         return R
 
 
+class _Chunk:
+    """Structures whose relaxed prices are computed together (``idx``: their indices, ``parts``: the bounds'
+    :meth:`parts` of them), queued one at a time: each by its floor, the next of the chunk (by floor, then
+    position) queued when it leaves the queue. Its entries carry the arrival numbers ``first_tick + k``, as if the
+    whole chunk had been queued at once: the queue gives the same entries in the same order, but stays small."""
+
+    def __init__(self, idx: np.ndarray, parts, floor: np.ndarray, first_tick: int) -> None:
+        self.idx, self.parts, self.first_tick = idx, parts, first_tick
+        self.floor = floor.tolist()
+        self.order = np.argsort(floor, kind="stable").tolist()
+        self.queued = 0
+        self._combined: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def push_next(self, heap: list, chunk: int) -> None:
+        """Queue the chunk's next structure, if any (``chunk``: the chunk's number)."""
+        if self.queued < len(self.order):
+            k = self.order[self.queued]
+            self.queued += 1
+            heapq.heappush(heap, (self.floor[k], self.first_tick + k, STRUCT, chunk, k, 0.0, 0.0))
+
+    def combined(self, bounder, keeps: np.ndarray, score, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bounds' relaxed energy, cycles and objective value of structure ``k`` under every keep pattern [P]
+        each: computed when first needed for the whole chunk at once (the same figures per structure; the search
+        asks for a few dozen of a chunk's structures), or for the structure alone if that is more than
+        ``COMBINED`` figures (an operation with many tensors, so many patterns)."""
+        size = len(self.idx) if len(self.idx) * len(keeps) <= COMBINED else 1
+        block = k // size
+        if block not in self._combined:
+            lo, hi = block * size, min(len(self.idx), block * size + size)
+            energy, cycles = bounder.combine({key: v[..., lo:hi] for key, v in self.parts.items()}
+                                             if (lo, hi) != (0, len(self.idx)) else self.parts, keeps)
+            self._combined[block] = (energy, cycles, score(energy, cycles))
+        energy, cycles, value = self._combined[block]
+        return energy[k % size], cycles[k % size], value[k % size]
+
+
 TOLERANCE = 0.005
 """The search stops once no structure left can beat the best mapping found by more than this share."""
 STRUCT, PATTERN, TIGHT = 0, 1, 2
 CHUNK = 1024
 """Structures whose relaxed prices are computed together (in the order of their cheap floors)."""
+COMBINED = 1 << 17
+"""Prices of structures under keep patterns that a chunk combines at once at most (else one structure at a
+time)."""
 POLISH = 0.25
 """Share of the evaluation budget kept for the final descents."""
 STARTS = 4
@@ -396,10 +546,11 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
     cycles_floor = bounder.cycles_floor(S)
     cheap = score(np.full(n, bounder.floor_energy_pJ), cycles_floor)
     cheap_order = np.argsort(cheap, kind="stable")
+    cheap_sorted = cheap[cheap_order].tolist()
     mapper = _Mapper(problem, arch, c, evaluate, objective, shortlist)
     heap: list[tuple[float, int, int, int, int, float, float]] = []
-    counter = itertools.count()
-    chunks: list[tuple[np.ndarray, dict]] = []
+    tick = 0                                        # arrivals in the queue, in order: ties go to the first
+    chunks: list[_Chunk] = []
     where: dict[int, tuple[int, int]] = {}          # structure -> (chunk, row in its parts)
     best: tuple[float, MappingBatch] | None = None
     if incumbent is not None:
@@ -407,7 +558,7 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
     improvements = [best] if best is not None else []
     pos, mapped, truncated = 0, 0, False
     while True:
-        next_cheap = float(cheap[cheap_order[pos]]) if pos < n else math.inf
+        next_cheap = cheap_sorted[pos] if pos < n else math.inf
         head = heap[0][0] if heap else math.inf
         left = min(next_cheap, head)
         if best is not None and left >= best[0] * (1 - tolerance) or left == math.inf:
@@ -419,27 +570,31 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
             idx = cheap_order[pos:pos + CHUNK]
             pos += len(idx)
             parts = bounder.parts(S[idx])
-            floor = score(*bounder.floor(parts, keeps))
-            chunks.append((idx, parts))
-            for k in range(len(idx)):
-                heapq.heappush(heap, (float(floor[k]), next(counter), STRUCT, len(chunks) - 1, k, 0.0, 0.0))
+            chunks.append(_Chunk(idx, parts, score(*bounder.floor(parts, keeps)), tick))
+            tick += len(idx)
+            chunks[-1].push_next(heap, len(chunks) - 1)
             continue
         bound, _, kind, a, b, energy_lb, cycles_lb = heapq.heappop(heap)
         if kind == STRUCT:
-            idx, parts = chunks[a]
-            i = int(idx[b])
+            chunk = chunks[a]
+            chunk.push_next(heap, a)
+            i = int(chunk.idx[b])
             where[i] = (a, b)
-            energy, cycles = bounder.combine({key: v[..., b:b + 1] for key, v in parts.items()}, keeps)
-            per_pattern = np.maximum(score(energy[0], cycles[0]), bound)   # [P]; the structure's floor holds too
-            for p in np.flatnonzero(per_pattern < (best[0] * (1 - tolerance) if best is not None else math.inf)):
-                heapq.heappush(heap, (float(per_pattern[p]), next(counter), PATTERN, i, int(p),
-                                      float(energy[0, p]), float(cycles[0, p])))
+            energy, cycles, value = chunk.combined(bounder, keeps, score, b)
+            per_pattern = np.maximum(value, bound)      # [P]; the structure's floor holds too
+            limit = best[0] * (1 - tolerance) if best is not None else math.inf
+            chosen = np.flatnonzero(per_pattern < limit)
+            for p, pattern_bound, e, cy in zip(chosen.tolist(), per_pattern[chosen].tolist(),
+                                               energy[chosen].tolist(), cycles[chosen].tolist()):
+                heapq.heappush(heap, (pattern_bound, tick, PATTERN, i, p, e, cy))
+                tick += 1
             continue
         if kind == PATTERN:
-            chunk, k = where[a]
-            extra = bounder.penalty(chunks[chunk][1], k, S[a], keeps[b])
+            chunk_index, k = where[a]
+            extra = bounder.penalty(chunks[chunk_index].parts, k, S[a], keeps[b])
             tight = float(score(energy_lb + extra, cycles_lb))
-            heapq.heappush(heap, (max(tight, bound), next(counter), TIGHT, a, b, energy_lb + extra, cycles_lb))
+            heapq.heappush(heap, (max(tight, bound), tick, TIGHT, a, b, energy_lb + extra, cycles_lb))
+            tick += 1
             continue
         found = mapper.map(S[a], keeps[b], best[0] * (1 - tolerance) if best is not None else math.inf)
         mapped += 1
