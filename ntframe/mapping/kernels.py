@@ -297,6 +297,17 @@ def _fit_code(F, kept, r, fanouts, hi, caps, coef, axes, bits8, E):
 
 
 @njit(cache=True, nogil=True)
+def _slot_factors(F, A, r, pv, pd):
+    """``F[slot, d]``: the product of the prime factors ``pv[i]`` of dimension ``pd[i]`` that row ``r`` of ``A``
+    puts in each slot."""
+    for s in range(F.shape[0]):
+        for d in range(F.shape[1]):
+            F[s, d] = 1
+    for i in range(A.shape[1]):
+        F[A[r, i], pd[i]] *= pv[i]
+
+
+@njit(cache=True, nogil=True)
 def fit_codes(A, kept, pv, pd, fanouts, hi, caps, coef, axes, bits8, codes):
     """Fill ``codes[n]`` with :func:`_fit_code` of every slot assignment ``A[n, P]`` (prime factor ``i`` of
     dimension ``pd[i]``, value ``pv[i]``, in slot ``A[r, i]``) with the keep bits ``kept[n, K, Tn]``."""
@@ -305,11 +316,7 @@ def fit_codes(A, kept, pv, pd, fanouts, hi, caps, coef, axes, bits8, codes):
     F = np.empty(hi.shape, np.int64)
     E = np.empty((fanouts.shape[0] - 1, D), np.int64)
     for r in range(n):
-        for s in range(F.shape[0]):
-            for d in range(D):
-                F[s, d] = 1
-        for i in range(P):
-            F[A[r, i], pd[i]] *= pv[i]
+        _slot_factors(F, A, r, pv, pd)
         codes[r] = _fit_code(F, kept, r, fanouts, hi, caps, coef, axes, bits8, E)
 
 
@@ -328,11 +335,7 @@ def sample_slots(A, order, draws, free, pv, pd, tslots, tcount, sslots, scount, 
     E = np.empty((K, D), np.int64)
     fan_rejected, cap_rejected = 0, 0
     for r in range(n):
-        for s in range(F.shape[0]):
-            for d in range(D):
-                F[s, d] = 1
-        for i in range(P):
-            F[A[r, i], pd[i]] *= pv[i]
+        _slot_factors(F, A, r, pv, pd)
         for step in range(P):
             i = order[r, step]
             if not free[i]:
