@@ -66,7 +66,9 @@ def template(op: Operation, problem: Problem, levels: int) -> tuple[Constraints,
         else:
             vaults = ids(reduction) if op.kind == OpKind.conv else ids(out_dims)
             name = "weight-gradient reduction across vaults" if op.kind == OpKind.conv else "weight partitioning"
-        inner = sorted(reduction - seq, key=lambda d: -dict(op.dims)[d])
+        # the largest reduction dimensions innermost; ties in the operation's order (not a set's, which follows
+        # the strings' hashes and so changed from one process to the next)
+        inner = sorted([d for d, _ in op.dims if d in reduction and d not in seq], key=lambda d: -dict(op.dims)[d])
     elif op.phase == Phase.update:
         vaults, engines, name = ids(out_dims), None, "update where the weights live"
     else:

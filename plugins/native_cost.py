@@ -178,9 +178,10 @@ class RelaxedPricing:
     size for tile changes, an irrelevant one stops re-fetching), so no mapping of a structure moves less data at
     any level than its relaxed mapping, and the bandwidth bounds follow the traffic: the relaxed price is a lower
     bound of every mapping of the structure. Tiles count the indices they touch, not their bounding box (with a
-    stride wider than the kernel, a big tile's box holds gaps that smaller tiles leave out). DRAM lines: a
-    relaxed tile whose run reaches a line is counted at no inflation (a smaller tile may fill its lines exactly),
-    a shorter run at ``line / run``. Without the loop
+    stride wider than the kernel, a big tile's box holds gaps that smaller tiles leave out). DRAM lines: every
+    box a vault fetches lies in its share of the tensor, which the vault-local layout stores whole, so a share
+    that fills a line is counted at no inflation (a box may fill its lines exactly), a smaller one at
+    ``line / share``. Without the loop
     statistics the general analysis needs, and per tensor: a tensor's accesses depend on its own keep bits only,
     so a keep pattern sums per-tensor *chains* of kept levels (``tests/test_bounded.py`` checks this against
     :func:`price` on relaxed mappings).
@@ -317,17 +318,12 @@ class RelaxedPricing:
                     reads_c[ci, lvl], writes_c[ci, lvl] = reads[lvl], writes[lvl]
                 updates0_c[ci], adds_c[ci] = updates0, adds
                 scale = 1 / rep
-                if self.line_bytes:
-                    child = chain[1]
-                    if child not in inflation:
-                        ext = np.minimum(axis_extents(E[child], coef), shape[None, :])
-                        run, partial = np.ones(n), np.zeros(n, bool)
-                        for ax in range(ext.shape[1] - 1, -1, -1):      # trailing full axes join into one run
-                            run = np.where(partial, run, run * ext[:, ax])
-                            partial |= ext[:, ax] < shape[ax]
+                if self.line_bytes:     # every box a vault fetches lies in its share, stored whole (vault-local):
+                    if not inflation:   # no run is longer than the share, so no line holds more of it
+                        run = np.minimum(axis_extents(E[0], coef), shape[None, :]).prod(axis=1)
                         run_bytes = run * bits / 8
-                        inflation[child] = np.where(run_bytes >= self.line_bytes, 1.0, self.line_bytes / run_bytes)
-                    scale = scale * inflation[child]
+                        inflation[0] = np.where(run_bytes >= self.line_bytes, 1.0, self.line_bytes / run_bytes)
+                    scale = scale * inflation[0]
                 scale_c[ci] = scale
             # then every chain at once
             noc_elements = (reads_c[:, 0] + updates0_c) * (rep - 1) / rep * inst[:, 0]

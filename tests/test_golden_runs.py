@@ -10,7 +10,9 @@ shipped architectures' datapath constraints, which changed the reference's ident
 native cost model's DRAM bytes are the trace's lines; hmc-analytic's stratified sampling with intervals; then
 those lines priced inside price() rather than patched in after it, which moves figures by rounding only, at most
 2e-13 relative; then the searches' finalists re-ranked by the cost model's evaluate, which changes mappings, and
-the memory-gap fields), with
+the memory-gap fields; then the search's DRAM estimate taken from the trace's boxes in the vault-local layout,
+and the trace's strided gaps and shares rounded to the nearest whole, which change mappings and counted lines),
+with
 this test's own specs and normalisation (``ntframe run SPEC -o DIR``, then :func:`canonical`). A change that
 moves code must keep them; a change meant to alter figures re-records them and says why in its commit.
 
@@ -34,14 +36,14 @@ from tests.conftest import EXAMPLE, ROOT
 ZOO = ["alexnet", "vgg16", "resnet50", "lstm_lm", "mlp", "cnn_rnn", "transformer"]
 
 RECORDED = {
-    "example": "27ccf77ec39ce7822e9b82cd85535fce60c938d812bf0c412c6b78f6606c7a9c",
-    "alexnet": "f8ffef01bc79b92b9e9249b2214e942f2abbb536d4ff767cf2b296a814723e3e",
-    "vgg16": "508b6d6fc7060c13f76745ec764a58ff68df2473fa2216a6983f56120437abf1",
-    "resnet50": "e03b59662d692fa20cc3216f68b5b342c7bab83db676005f267ac4252700449d",
-    "lstm_lm": "691c2c260fed85066bea7b9d62a5af0c514d1a2f6cb5dd7faf806881e2d54d33",
-    "mlp": "b0d277d07a5b7419186350fe947cee7571e6e8cc65b101ff61337024ec555ab2",
-    "cnn_rnn": "38c5717a57a0611a96f4aadfd483ce48e3fcfd5ce6b8fb1a919863188df6353d",
-    "transformer": "8b729ba4feac8acffecda251549ed6b75c92f5476b49e52b9d53948908f80dab",
+    "example": "96b2bf57e79d39c93d2d8e00702d458a12d22bbc07bed3a368c7be4c0d508fa0",
+    "alexnet": "881db46418ac263ed9daf1918fc3997235181cb615dad1cd809508d1c39d70b8",
+    "vgg16": "d31f051f7995204b16a513a215f77e4f5951aa2500a37ec5860eccdd390e8984",
+    "resnet50": "d00f290dba9f8aebed8515ec1ad6e9cc623e438136378a51767682226fadc173",
+    "lstm_lm": "5ff7f708c4b5053065a3ca0c7f2ebcceb24688b031bede3814c12617753fb025",
+    "mlp": "69f4a7846ac864326c10dddb5c3f58c00b36314653a6cf1af193e7a31eec76d3",
+    "cnn_rnn": "caee11abba842e7c8a2d2b1802b30a5b5c4fe1981e22475002520a5e9b553f70",
+    "transformer": "0f893a0429c61f185fbcedc41fc05cbfcb958c4807d7da73a8a2d579824d8ec2",
 }
 
 

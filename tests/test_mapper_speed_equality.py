@@ -109,15 +109,15 @@ def reference_analysis(problem: Problem, batch: MappingBatch) -> dict:
                     elif t.role == ACCUMULATE:
                         fills[:, c, j] += np.where(active, np.clip(own - first[:, c], 0, None), 0.0)
     runs = np.ones((B, Tn))
-    for j, t in enumerate(problem.tensors):
-        kept_below = np.concatenate([keep[:, 1:, j], np.ones((B, 1), bool)], axis=1)
-        X = E[rows, kept_below.argmax(axis=1) + 1].astype(float)
-        shape = problem.op.tensors[j].shape
+    for j, t in enumerate(problem.tensors):      # the box under the DRAM loops, in a vault's share (vault-local)
+        X = E[:, 1].astype(float)
+        shape = np.minimum(axis_extents((problem.bounds[None, :] // S[:, 0]).astype(float), t.coef.astype(float)),
+                           np.array(problem.op.tensors[j].shape, float))
         ext = np.minimum(axis_extents(X, t.coef.astype(float)), shape)
         run, partial = np.ones(B), np.zeros(B, bool)
         for a in range(ext.shape[1] - 1, -1, -1):
             run = np.where(partial, run, run * ext[:, a])
-            partial |= ext[:, a] < shape[a]
+            partial |= ext[:, a] < shape[:, a]
         runs[:, j] = run
     vault_rep = np.stack([np.where(t.relevant[None, :], 1, S[:, 0]).prod(axis=1) for t in problem.tensors], 1)
     return {"reads": reads, "fills": fills, "updates": updates, "spatial_adds": adds, "dram_run_elements": runs,

@@ -206,3 +206,24 @@ def test_constraints_are_respected(tmp_path):
     inner = constraints.innermost[len(arch.levels) - 1]
     assert {problem.dims[d] for d in inner} == {"C", "R", "S"}       # output stationary in the engines
     assert math.prod(problem.bounds) == op.points
+
+
+def test_the_data_flow_template_does_not_depend_on_string_hashing():
+    """The innermost loops of a template order the reduction dimensions by size, ties in the operation's order:
+    the same in every process (a set's order follows the strings' hashes, which Python salts per process; the
+    reduction dimensions R and S of a 3x3 kernel tie)."""
+    import subprocess
+    import sys
+    code = ("from ntframe.workload.builder import NetworkBuilder\n"
+            "from ntframe.workload.ir import PHASES\n"
+            "from ntframe.workload.training import expand\n"
+            "from ntframe.mapping.mapspace import Problem\n"
+            "from ntframe_plugins.dataflow_mapper import template\n"
+            "b = NetworkBuilder('n'); b.conv(b.input('x', (4, 8, 8)), 8, 3, 1, 1, bias=False, name='c')\n"
+            "ops = expand(b.build(2), PHASES, {'forward': 16, 'backward_data': 32, 'backward_weight': 32, "
+            "'update': 32})\n"
+            "print([(op.name, template(op, Problem(op), 3)[0].innermost) for op in ops])\n")
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in range(6)}
+    assert len(seen) == 1 and "c.forward" in seen.pop()

@@ -461,21 +461,17 @@ def relaxed_parts(S, bounds, rel, coef, axes, roles, bits, shape, touched, chain
                         writes[c] = writes[c] + max(moved[c] - first[c], 0.0)
                 noc_elements = (reads[0] + updates0) * (rep - 1) / rep * inst[0]
                 scale = 1 / rep
-                if line_bytes:
-                    child = chains[ci, 1]
-                    if inflation[child] < 0:
-                        run, partial = 1.0, False            # trailing full axes join into one run
+                if line_bytes:      # the vault's whole share (vault-local layout): no box's run is longer
+                    if inflation[0] < 0:
+                        run = 1.0
                         for a in range(axes[j, 1] - 1, axes[j, 0] - 1, -1):
                             span = 1
                             for d in range(D):
-                                span += (tile[child, d] - 1) * coef[a, d]
-                            ext = min(float(span), shape[a])
-                            if not partial:
-                                run = run * ext
-                            partial = partial or ext < shape[a]
+                                span += (tile[0, d] - 1) * coef[a, d]
+                            run = run * min(float(span), shape[a])
                         run_bytes = run * b / 8
-                        inflation[child] = 1.0 if run_bytes >= line_bytes else line_bytes / run_bytes
-                    scale = scale * inflation[child]
+                        inflation[0] = 1.0 if run_bytes >= line_bytes else line_bytes / run_bytes
+                    scale = scale * inflation[0]
                 reads[0] = reads[0] * scale
                 writes[0] = writes[0] * scale
                 e = (adds * add_pJ if reduction and role == ACCUMULATE else 0.0) + 0.0

@@ -62,6 +62,7 @@ def price_batch(T, S, R, keep, bounds, rel, coef, axes, roles, bits, shape, read
     instances = np.empty(K, np.int64)
     ext = np.empty((K, A))                      # indices each axis spans over the tile of child level c + 1
     share_ext = np.empty(A)
+    layout = np.empty(A)                        # the vault-local layout: each axis of a vault's share, stored
     first = np.empty((K, Tn))                   # elements one instance of a level touches over the operation
     moved = np.empty((K, Tn))                   # elements brought into child level c + 1 over the operation
     reads, fills, updates, adds = np.empty((K, Tn)), np.empty((K, Tn)), np.empty((K, Tn)), np.empty((K, Tn))
@@ -96,6 +97,8 @@ def price_batch(T, S, R, keep, bounds, rel, coef, axes, roles, bits, shape, read
                 for d in range(D):
                     s += (bounds[d] // divided[d] - 1) * coef[a, d]
                 share_ext[a] = float(s + 1)
+                if lvl == 0:
+                    layout[a] = min(float(s + 1), shape[a])
             for j in range(Tn):
                 p = share_ext[axes[j, 0]]
                 for a in range(axes[j, 0] + 1, axes[j, 1]):
@@ -202,19 +205,14 @@ def price_batch(T, S, R, keep, bounds, rel, coef, axes, roles, bits, shape, read
                         rep = float(replication)
                     noc_elements = (r + u) * (rep - 1.0) / rep * inst
                     r, u = r / rep, u / rep
-                    if line_bytes != 0.0:   # DRAM runs: the child tile's trailing axes up to its last short one
-                        child = K
-                        for lvl2 in range(1, K):
-                            if keep[b, lvl2, j]:
-                                child = lvl2
-                                break
+                    if line_bytes != 0.0:   # DRAM runs: the box under the DRAM loops, vault-local layout
                         last_short = axes[j, 0]
                         for a in range(axes[j, 0], axes[j, 1]):
-                            if ext[child - 1, a] < shape[a]:
+                            if ext[0, a] < layout[a]:
                                 last_short = a
-                        run = min(ext[child - 1, last_short], shape[last_short])
+                        run = min(ext[0, last_short], layout[last_short])
                         for a in range(last_short + 1, axes[j, 1]):
-                            run *= min(ext[child - 1, a], shape[a])
+                            run *= min(ext[0, a], layout[a])
                         run_bytes = run * bits[j] / 8.0
                         inflation = np.ceil(run_bytes / line_bytes) * line_bytes / run_bytes
                         r, u = r * inflation, u * inflation

@@ -290,13 +290,14 @@ def analyse_batch(problem: Problem, batch: MappingBatch) -> Analysis:
     fills[:, 1:] += np.where(is_accumulate, np.where(active[:, :K - 1], np.clip(own - first[:, 1:], 0, None), 0.0),
                              np.where(is_read | (problem.roles == READWRITE), own, 0.0))
     tile_el = np.where(keep, problem.extents(E[:, :K].astype(float)), 0)
-    # DRAM runs: contiguous elements (row-major, stored shape) of the tile of each tensor's nearest kept child
-    # of the outermost level: the product of its extents along the trailing axes up to the last one that does
-    # not span the whole tensor (whole numbers: exact in any order)
-    child = child_kept.argmax(axis=1) + 1                                       # [B, Tn]
-    child_ext = axis_extents(E[rows[:, None], child].astype(float), problem.coef_all)  # [B, Tn, sum A]
-    run_ext = np.minimum(child_ext[:, owner, np.arange(len(owner))], problem.shape_all)  # [B, sum A]
-    short = (run_ext < problem.shape_all).astype(np.int64)
+    # DRAM runs: contiguous elements of the box a vault fetches at a time (the tile under the DRAM loops: what
+    # the request trace fetches, whatever the levels below keep) in the vault-local layout (each vault's share
+    # of a tensor stored row-major on its own): the product of the box's extents along the trailing axes up to
+    # the last one that does not span the vault's whole share (whole numbers: exact in any order)
+    vault_share = axis_extents((problem.bounds[None, :] // S[:, 0]).astype(float), problem.coef_all)  # [B, sum A]
+    layout = np.minimum(vault_share, problem.shape_all)
+    run_ext = np.minimum(ext[:, 0], layout)                                     # [B, sum A]
+    short = (run_ext < layout).astype(np.int64)
     short_from = np.cumsum(short[:, ::-1], axis=1)[:, ::-1]                    # short axes from each on
     short_after = short_from - short - np.append(short_from, np.zeros((B, 1), np.int64), axis=1)[:, problem.axis_ends]
     runs = np.multiply.reduceat(np.where(short_after == 0, run_ext, 1.0), starts, axis=1)

@@ -4,8 +4,9 @@ The outermost storage level (the vaults' DRAM) runs its temporal loops in order;
 For every tensor, the box of elements the levels below use during a step (the tile under the DRAM loops, in
 the tensor's stored coordinates, padding clipped) is fetched whenever it changes — reads for inputs and
 read-write tensors, writes for written tensors, plus partial-sum read-backs — as many times per change as
-the reuse analysis counts (:func:`ntframe.mapping.mapspace.analyse_batch`), spread evenly when fractional. Requests are
-whole 64-byte lines, so a box narrower than a line along its contiguous axis costs more than its elements
+the reuse analysis counts (:func:`ntframe.mapping.mapspace.analyse_batch`), spread evenly when fractional
+(each change's share rounded to the nearest whole); a stride wider than the tiles below leaves gaps in a box that
+are neither read nor written. Requests are whole 64-byte lines, so a box narrower than a line along its contiguous axis costs more than its elements
 (a real effect that the element-counting analysis does not see). The vault split (spatial factors into the
 DRAM level) runs all vaults side by side; with a logic-die network, data several vaults need is read by one
 of them (the owner) and forwarded over the network, and results several vaults produce are written by one —
@@ -106,7 +107,15 @@ class _TensorStream:
         self.size = np.array(t.shape, np.int64)
         under = np.array([gen.under[d] for d in gen.dims], np.int64)
         self.extent = self.coef @ (under - 1) + 1                           # box extent per axis
-        box = int(np.prod(np.minimum(self.extent, self.size)))
+        # the offsets a box holds along each axis: the union of the tiles of the nearest level below the DRAM that
+        # keeps the tensor (each its bounding box, as the reuse analysis counts it; one element when the compute
+        # units are served directly) over the loops and splits between them: all of the box's extent, unless a
+        # stride wider than those tiles leaves gaps (a strided 1x1 convolution's input, a pooling's scattered
+        # gradient) that are neither read nor written
+        tile = np.array([gen.kept_tile(t.name)[d] for d in gen.dims], np.int64)
+        self.touched = [_touched_offsets(row, under, tile) for row in self.coef]
+        self.gapped = tuple(len(t) < e for t, e in zip(self.touched, self.extent.tolist()))
+        box = int(np.prod(np.minimum([len(t) for t in self.touched], self.size)))
         self.rep_r = inst_reads / (self.changes * box) if box else 0.0
         self.rep_w = inst_writes / (self.changes * box) if box else 0.0
         self.bits = t.precision_bits                                        # element size in eighths of a byte
@@ -131,7 +140,8 @@ class _TensorStream:
             + self.vault_box[:, :-1] @ self.strides[:-1]
         self.patterns: dict[tuple, np.ndarray] = {}
         # what a pattern depends on besides its key: other generators' streams of the same shape share them
-        self._pattern_shape = (self.bits, tuple(self.extent[:-1].tolist()), tuple(self.strides[:-1].tolist()))
+        self._pattern_shape = (self.bits, tuple(self.extent[:-1].tolist()), tuple(self.strides[:-1].tolist()),
+                               tuple(tuple(t.tolist()) if g else () for t, g in zip(self.touched, self.gapped)))
 
     def pattern(self, key: tuple) -> np.ndarray:
         """Relative lines of a box with key (phase in eighths of a byte, run length, then the valid index
@@ -151,7 +161,7 @@ class _TensorStream:
 
     def _make_pattern(self, key: tuple) -> np.ndarray:
         if self._lead is None:
-            lead = [np.arange(e) for e in self.extent[:-1]]
+            lead = self.touched[:-1]
             grids = np.meshgrid(*lead, indexing="ij") if lead else []
             self._lead = np.stack([g.ravel() for g in grids], 1) if lead else np.zeros((1, 0), np.int64)
             self._row_offset = self._lead @ self.strides[:-1]              # element offset of each row
@@ -161,10 +171,14 @@ class _TensorStream:
             ok &= (self._lead[:, a] >= key[2 + 2 * a]) & (self._lead[:, a] < key[3 + 2 * a])
         off = self._row_offset[ok] * self.bits + phase
         first = off // 512
-        counts = (off + length * self.bits - 8) // 512 - first + 1
-        total = int(counts.sum())
-        lines = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        keep = np.ones(total, bool)
+        if self.gapped[-1]:     # each held element's line (its offset counted from the run's start: exact
+            last = self.touched[-1]                 # unless the box is clipped at the start along the last axis)
+            lines = ((off[:, None] + last[last < length][None, :] * self.bits) // 512).ravel()
+        else:
+            counts = (off + length * self.bits - 8) // 512 - first + 1
+            total = int(counts.sum())
+            lines = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        keep = np.ones(len(lines), bool)
         keep[1:] = lines[1:] != lines[:-1]       # neighbouring runs can share a line
         pat = lines[keep]
         pat.setflags(write=False)
@@ -296,6 +310,23 @@ class _TensorStream:
         return q, [self.pattern(tuple(k)) for k in uniq.tolist()], pid.reshape(empty.shape)
 
 
+def _spread(k: np.ndarray, rep: float) -> np.ndarray:
+    """How many times changes ``k`` fetch a part fetched ``rep`` times per change on average: ``rep`` spread
+    evenly, each change's share rounded to the nearest whole, so that ``n`` changes fetch ``round(n * rep)`` in all
+    (a box whose halo is clipped at the tensor's edge has ``rep`` just under 1: every change fetches it once)."""
+    return (np.floor((k + 1) * rep + 0.5 + 1e-9) - np.floor(k * rep + 0.5 + 1e-9)).astype(np.int64)
+
+
+def _touched_offsets(coef: np.ndarray, under: np.ndarray, tile: np.ndarray) -> np.ndarray:
+    """The offsets along one axis (``coef`` over the dimensions) that a box with extents ``under`` holds when it is
+    the union of tiles with extents ``tile`` (each its whole bounding box) laid side by side: sorted."""
+    offsets = np.arange(int(coef @ (tile - 1)) + 1, dtype=np.int64)
+    for c, n, e in zip(coef.tolist(), under.tolist(), tile.tolist()):
+        if c and n > e:
+            offsets = np.unique(offsets[:, None] + c * e * np.arange(n // e, dtype=np.int64)[None, :])
+    return offsets
+
+
 _LINE_COUNTS: "OrderedDict[tuple, LineCounts]" = OrderedDict()
 """:meth:`TraceGenerator.line_counts` by (operation, mapping, logic-die network or not, layout, its arguments),
 the latest LINE_COUNTS_KEPT (and at most LINE_COUNTS_BYTES of arrays)."""
@@ -406,6 +437,18 @@ class TraceGenerator:
         self._steps_made: dict[int, _StepBoxes] = {}                    # _step_boxes, by step
         self._steps_held = 0                                             # boxes in them
 
+    def kept_tile(self, tensor: str) -> dict[str, int]:
+        """Extents per dimension of the tile of ``tensor`` at the nearest level below the DRAM that keeps it (all
+        ones when none does: the compute units are served point by point)."""
+        levels = self.mapping.levels
+        kept = next((i for i in range(1, len(levels)) if tensor not in levels[i].bypass), len(levels))
+        tile = {d: 1 for d in self.dims}
+        factors = [f for level in levels[kept:] for f in level.temporal]
+        factors += [f for level in levels[kept + 1:] for f in level.spatial] + list(self.mapping.compute_spatial)
+        for d, f in factors:
+            tile[d] *= f
+        return tile
+
     @property
     def boxes(self) -> int:
         """How many boxes (one tensor's tile fetched or written by one vault) the trace holds, about: what
@@ -450,7 +493,7 @@ class TraceGenerator:
                     continue
                 for k0 in range(0, s.changes, chunk):
                     k = np.arange(k0, min(s.changes, k0 + chunk))
-                    times = (np.floor((k + 1) * rep + 1e-9) - np.floor(k * rep + 1e-9)).astype(np.int64)
+                    times = _spread(k, rep)
                     k, times = k[times > 0], times[times > 0]
                     if not len(k):
                         continue
@@ -557,7 +600,7 @@ class TraceGenerator:
             for write, rep in ((0, s.rep_r), (1, s.rep_w)):
                 if rep <= 0:
                     continue
-                times = (np.floor((k + 1) * rep + 1e-9) - np.floor(k * rep + 1e-9)).astype(np.int64)
+                times = _spread(k, rep)
                 sel = np.repeat(k, times)                    # a change fetched twice appears twice, in a row
                 if not len(sel):
                     continue
