@@ -31,7 +31,7 @@ cost model charges spatial-reduction adders; 4: the bounded search, and zigzag-l
 native cost model's DRAM bytes are the trace's lines, hmc-analytic's stratified sampling (issue 13); 6: the
 searches re-rank their finalists by the cost model's evaluate; 7: entries sealed with their SHA-256, components'
 cache identities in the keys; 8: the native model's DRAM estimate from the trace's boxes, and the trace's
-strided gaps and rounded shares (its counted lines)."""
+strided gaps and rounded shares (its counted lines); the re-ranking's ties broken by the fewest DRAM steps."""
 
 
 T = TypeVar("T")

@@ -11,8 +11,8 @@ native cost model's DRAM bytes are the trace's lines; hmc-analytic's stratified 
 those lines priced inside price() rather than patched in after it, which moves figures by rounding only, at most
 2e-13 relative; then the searches' finalists re-ranked by the cost model's evaluate, which changes mappings, and
 the memory-gap fields; then the search's DRAM estimate taken from the trace's boxes in the vault-local layout,
-and the trace's strided gaps and shares rounded to the nearest whole, which change mappings and counted lines),
-with
+and the trace's strided gaps and shares rounded to the nearest whole, which change mappings and counted lines;
+then the re-ranking's ties broken by the fewest DRAM steps), with
 this test's own specs and normalisation (``ntframe run SPEC -o DIR``, then :func:`canonical`). A change that
 moves code must keep them; a change meant to alter figures re-records them and says why in its commit.
 
@@ -36,7 +36,7 @@ from tests.conftest import EXAMPLE, ROOT
 ZOO = ["alexnet", "vgg16", "resnet50", "lstm_lm", "mlp", "cnn_rnn", "transformer"]
 
 RECORDED = {
-    "example": "96b2bf57e79d39c93d2d8e00702d458a12d22bbc07bed3a368c7be4c0d508fa0",
+    "example": "46e060db53282d50f2a6328b3eb1bf3877e503c67871755ff00c88e602db7f4a",
     "alexnet": "881db46418ac263ed9daf1918fc3997235181cb615dad1cd809508d1c39d70b8",
     "vgg16": "d31f051f7995204b16a513a215f77e4f5951aa2500a37ec5860eccdd390e8984",
     "resnet50": "d00f290dba9f8aebed8515ec1ad6e9cc623e438136378a51767682226fadc173",

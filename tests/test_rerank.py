@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -54,12 +55,15 @@ def vgg16_b2_operation(name: str, arch):
     return {o.name: o for o in expand(network, PHASES, arch.precision_bits)}[name]
 
 
-@pytest.mark.parametrize("name", ["conv1.forward", "conv2.forward", "vgg16-b2:pool1.backward_data"])
+@pytest.mark.parametrize("name", ["conv1.forward", "conv2.forward", "conv1.forward.bias", "relu1.backward_data",
+                                  "vgg16-b2:pool1.backward_data"])
 def test_the_chosen_mapping_is_the_best_finalist_by_the_reported_figures(example, monkeypatch, name):
     """The native model's batch price estimates the DRAM lines the reported figure counts; where they disagree the
     search's best by the estimate is not the best by the count: VGG-16's pooling gradients, whose scattered writes
     (a stride wider than the window) touch more lines than their elements fill (on the example's convolutions
-    the estimate now picks the best itself). Oracle: every finalist priced by evaluate."""
+    the estimate now picks the best itself). Oracle: every finalist priced by evaluate; among those that tie with
+    the best, the chosen one fetches from the DRAM in the fewest steps (on the example's bias and ReLU operations
+    several finalists tie exactly)."""
     resolved, ops = example
     arch, model = resolved.architecture, NativeCostModel()
     op = vgg16_b2_operation(name.split(":")[1], arch) if name.startswith("vgg16-b2:") else ops[name]
@@ -83,9 +87,17 @@ def test_the_chosen_mapping_is_the_best_finalist_by_the_reported_figures(example
     searched_best = reported(found.batch)
     limit = objective_value("edp", found.energy_pJ, found.cycles) * (1 + search_module.RERANK_MARGIN)
     finalists = [batch for value, batch in seen["finalists"] if value <= limit]
-    oracle = min([searched_best] + [reported(b) for b in finalists])
+    priced = [(searched_best, found.batch)] + [(reported(b), b) for b in finalists]
+    oracle = min(value for value, _ in priced)
     chosen = objective_value("edp", result.cost.energy_pJ, result.cost.cycles)
     assert chosen == pytest.approx(oracle, rel=1e-12)
+    def outer_steps(m):
+        return math.prod(f for _, f in m.levels[0].temporal)
+
+    steps = [outer_steps(from_batch(problem, b, arch, 0)) for value, b in priced if value <= oracle * (1 + 1e-12)]
+    assert outer_steps(result.mapping) == min(steps)
+    if name in ("conv1.forward.bias", "relu1.backward_data"):
+        assert len(steps) >= 2 and max(steps) > min(steps)          # a real tie, broken by the steps
     assert result.rerank_gain == pytest.approx(searched_best / chosen - 1, rel=1e-9)
     if name.startswith("vgg16-b2:"):
         assert result.rerank_gain > 0.02                # measured: +46 %
@@ -112,11 +124,10 @@ def test_a_cost_model_without_batches_is_not_ranked_twice(example):
 def test_the_memory_gap_is_shown_and_small_on_the_example(tmp_path):
     """operations.csv and results.json give the memory backend's energy and cycles against the cost model's own
     memory-level figures, the level says it was replaced, and the terminal prints the gap. On the shipped
-    example, every operation with 1 % of the step's energy or more is reported within 3 % of the energy its
-    mapping was chosen by (the cost model's, memory level included). Measured: at most 2.6 %, relu1.backward_data,
-    whose mapping streams three tensors in small boxes: row hits 0.46 where the DRAM's energy per bit assumes
-    about 0.73 (the cost model has no row-buffer proxy; within 2 % before the estimate took the trace's boxes,
-    which changed that mapping)."""
+    example, every operation with 1 % of the step's energy or more is reported within 2.5 % of the energy its
+    mapping was chosen by (the cost model's, memory level included). Measured: at most 2.2 %, the ReLU operations
+    (row hits 0.50 where the DRAM's energy per bit assumes about 0.73: the cost model has no row-buffer proxy;
+    within 2 % before the estimate took the trace's boxes, which changed those mappings)."""
     proc = ntframe_cmd("run", str(EXAMPLE), "-o", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert "against the cost model's memory energy" in proc.stdout.replace("\n", " ")
@@ -132,4 +143,4 @@ def test_the_memory_gap_is_shown_and_small_on_the_example(tmp_path):
         assert float(rows[op["name"]]["memory_energy_gap"]) == pytest.approx(op["memory_energy_gap"])
         chosen_by = op["on_die_energy_pJ"] + level["energy_pJ"]
         if op["energy_pJ"] >= 0.01 * step:
-            assert abs(op["energy_pJ"] / chosen_by - 1) <= 0.03, op["name"]
+            assert abs(op["energy_pJ"] / chosen_by - 1) <= 0.025, op["name"]

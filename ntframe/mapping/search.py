@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -275,6 +276,11 @@ def search_operation(operation: Operation, architecture: Architecture, cost_mode
                         objective, **extra)
 
 
+def _outer_steps(mapping) -> int:
+    """Temporal iterations of the outermost level (each fetches a new box from it)."""
+    return math.prod(f for _, f in mapping.levels[0].temporal)
+
+
 RERANK = 6
 """Distinct mappings, the search's best first, priced again by the cost model's :meth:`evaluate`."""
 RERANK_MARGIN = 0.15
@@ -284,8 +290,10 @@ DRAM lines is within 40 % of the count on VGG-16's operations, where the DRAM is
 
 def _rerank(problem: Problem, arch: Architecture, cost_model: CostModel, objective: str, c: Constraints,
             found: Outcome, mapping, cost, shortlist: Shortlist):
-    """The shortlist's mappings priced by :meth:`evaluate`, the best kept (ties: the search's order): (mapping,
-    cost, mappings priced again, the reported objective's gain over the search's best)."""
+    """The shortlist's mappings priced by :meth:`evaluate`, the best kept: (mapping, cost, mappings priced again,
+    the reported objective's gain over the search's best). Ties (the same figure to 1e-12) go to the mapping that
+    fetches from the outermost level in fewer steps (fewer, larger boxes: longer streams and more DRAM row hits,
+    which no cost model here prices), then to the search's order."""
     space = Space(problem, arch, c)
     first = objective_value(objective, cost.energy_pJ, cost.cycles)
     best, key, repriced = first, found.batch.canonical().keys()[0], 0
@@ -300,6 +308,7 @@ def _rerank(problem: Problem, arch: Architecture, cost_model: CostModel, objecti
         priced = cost_model.evaluate(problem.op, candidate, arch)
         repriced += 1
         reported = objective_value(objective, priced.energy_pJ, priced.cycles)
-        if reported < best * (1 - 1e-12):
-            best, mapping, cost = reported, candidate, priced
+        if reported < best * (1 - 1e-12) or (reported <= best * (1 + 1e-12)
+                                             and _outer_steps(candidate) < _outer_steps(mapping)):
+            best, mapping, cost = min(best, reported), candidate, priced
     return mapping, cost, repriced, (first / best - 1) if best > 0 else 0.0
