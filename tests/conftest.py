@@ -32,13 +32,18 @@ def host():
     return PluginHost().load()
 
 
+def compiled_or_skip(loader):
+    """The module of an optional compiled kernel (:class:`ntframe.jit.OptionalKernel`), or the test skips, saying
+    why: numba is not installed, or NTFRAME_JIT=0."""
+    pytest.importorskip("numba", reason=f"numba not installed: pip install 'ntframe[fast]' for {loader.what}")
+    module = loader.get()
+    if module is None:
+        pytest.skip(f"{loader.what}: turned off (NTFRAME_JIT=0)")
+    return module
+
+
 @pytest.fixture()
 def kern():
-    """The bank model's compiled pass (:mod:`ntframe.memory.hmc_stream`); skips without numba or with
-    NTFRAME_JIT=0."""
-    pytest.importorskip("numba", reason="numba not installed: pip install 'ntframe[fast]' for the compiled pass")
+    """The bank model's compiled pass (:mod:`ntframe.memory.hmc_stream`)."""
     from ntframe.memory import hmc_bank
-    k = hmc_bank._kernels()
-    if k is None:
-        pytest.skip("the compiled pass is turned off (NTFRAME_JIT=0)")
-    return k
+    return compiled_or_skip(hmc_bank.STREAM)

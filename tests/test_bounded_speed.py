@@ -26,6 +26,7 @@ from ntframe.mapping.bounded import Structures, _Mapper
 from ntframe.mapping.constraints import Constraints, for_operation
 from ntframe.mapping.mapspace import Problem, touched_extents
 from ntframe_plugins.native_cost import NativeCostModel, RelaxedPricing
+from tests.conftest import compiled_or_skip
 from tests.test_mapper_speed_equality import ops
 from tests.test_pricing_kernel import OPTIONS, SHIPPED, architecture, at_precision
 
@@ -36,11 +37,7 @@ NAMES = ["c1.forward", "c2.backward_data", "c.forward", "c.backward_weight", "s.
 
 @pytest.fixture(scope="module")
 def kernels():
-    got = bounded.KERNELS.get()
-    if got is None:
-        pytest.skip("the compiled helpers are not available: numba is not installed (pip install 'ntframe[fast]') "
-                    "or NTFRAME_JIT=0")
-    return got
+    return compiled_or_skip(bounded.KERNELS)
 
 
 def sampled(problem: Problem, arch, c: Constraints, structures: int, patterns: int):

@@ -25,7 +25,7 @@ from ntframe.testing import TINY_ARCH
 from ntframe.workload.ir import Operation
 from ntframe_plugins import native_cost
 from ntframe_plugins.native_cost import CompiledPricing, NativeCostModel, NativeCostOptions, price
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compiled_or_skip
 from tests.test_mapper_speed_equality import ops
 
 SIZES = (1, 7, 64, 600)
@@ -50,11 +50,7 @@ MADE = {"two-levels": TINY_ARCH,
 
 @pytest.fixture(scope="module")
 def kernels():
-    got = native_cost.PRICING.get()
-    if got is None:
-        pytest.skip("the compiled pricing is not available: numba is not installed (pip install 'ntframe[fast]') "
-                    "or NTFRAME_JIT=0")
-    return got
+    return compiled_or_skip(native_cost.PRICING)
 
 
 def architecture(name: str, folder) -> Architecture:

@@ -23,7 +23,7 @@ from ntframe.mapping.search import search
 from ntframe.mapping.space import CAPACITY, FAN_OUT, FITS, SPACE_KERNELS, Space, batch_evaluator
 from ntframe_plugins.dataflow_mapper import template
 from ntframe_plugins.native_cost import NativeCostModel
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compiled_or_skip
 from tests.test_bounded import big_ops, cnn_ops, lstm_ops
 
 ARCHS = ["neurotrainer/hmc2-32vault.yaml", "tetris/hmc-16vault-eyeriss.yaml", "neurocube/hmc-16vault.yaml"]
@@ -48,11 +48,7 @@ def constraints(problem: Problem, arch, kind: str) -> Constraints:
 
 @pytest.fixture(scope="module")
 def kernels():
-    pytest.importorskip("numba")
-    module = SPACE_KERNELS.get()
-    if module is None:
-        pytest.skip("compiled kernels turned off")
-    return module
+    return compiled_or_skip(SPACE_KERNELS)
 
 
 def random_assignments(space: Space, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

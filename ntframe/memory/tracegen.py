@@ -6,11 +6,11 @@ the tensor's stored coordinates, padding clipped) is fetched whenever it changes
 read-write tensors, writes for written tensors, plus partial-sum read-backs — as many times per change as
 the reuse analysis counts (:func:`ntframe.mapping.mapspace.analyse_batch`), spread evenly when fractional
 (each change's share rounded to the nearest whole); a stride wider than the tiles below leaves gaps in a box that
-are neither read nor written. Requests are whole 64-byte lines, so a box narrower than a line along its contiguous axis costs more than its elements
-(a real effect that the element-counting analysis does not see). The vault split (spatial factors into the
-DRAM level) runs all vaults side by side; with a logic-die network, data several vaults need is read by one
-of them (the owner) and forwarded over the network, and results several vaults produce are written by one —
-as the cost model assumes — so those requests appear once.
+are neither read nor written. Requests are whole 64-byte lines, so a box narrower than a line along its
+contiguous axis costs more than its elements (a real effect that the element-counting analysis does not see).
+The vault split (spatial factors into the DRAM level) runs all vaults side by side; with a logic-die network,
+data several vaults need is read by one of them (the owner) and forwarded over the network, and results several
+vaults produce are written by one — as the cost model assumes — so those requests appear once.
 
 Layouts: ``vault-local`` (default) keeps each vault's share of a tensor in that vault (every address of
 vault ``v`` has vault field ``v``); ``interleaved`` stores tensors row-major in the cube's address space, where
