@@ -210,7 +210,7 @@ def exhaustive(quick: bool) -> None:
     from ntframe.hardware.architecture import load_architecture
     from ntframe.mapping.constraints import Constraints, for_operation
     from ntframe.mapping.exhaustive import optimum
-    from ntframe.mapping.mapspace import Problem, from_batch
+    from ntframe.mapping.mapspace import Problem
     from ntframe.mapping.search import search, search_operation
     from ntframe.mapping.space import batch_evaluator
     from ntframe_plugins.native_cost import NativeCostModel
