@@ -48,10 +48,11 @@ def new_file_mode() -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _hints(cls: type) -> dict[str, Any]:
-    """A dataclass's fields and their resolved annotations (resolving them is slow: once per class)."""
+def _fields(cls: type) -> dict[str, Callable[[Any], Any]]:
+    """A dataclass's fields and the converter of each one's resolved annotation (resolving them is slow: once
+    per class)."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return {f.name: _converter(hints[f.name]) for f in dataclasses.fields(cls)}
 
 
 def from_json(cls: type[T], data: Any) -> T:
@@ -60,36 +61,73 @@ def from_json(cls: type[T], data: Any) -> T:
     ``data`` does not have that shape. Made for ``MappingCache.get``'s ``validate``."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-    hints = _hints(cls)
-    unknown = set(data) - set(hints)
+    fields = _fields(cls)
+    unknown = set(data) - set(fields)
     if unknown:
         raise TypeError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-    return cls(**{name: _typed(hints[name], value) for name, value in data.items()})
+    return cls(**{name: fields[name](value) for name, value in data.items()})
 
 
-def _typed(annotation: Any, value: Any) -> Any:
-    """``value`` (JSON) as ``annotation`` says, or TypeError (also for an annotation this does not know:
-    only dataclasses, tuples, dicts, int, float, str, bool and Any are)."""
+def _wrong(annotation: Any, value: Any) -> TypeError:
+    return TypeError(f"{value!r:.40} is not {annotation}")
+
+
+@functools.lru_cache(maxsize=None)
+def _converter(annotation: Any) -> Callable[[Any], Any]:
+    """What turns a JSON value into ``annotation`` or raises TypeError (made once per annotation: only
+    dataclasses, tuples, dicts, int, float, str, bool and Any are known; any other raises on use)."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is Any:
-        return value
+        return lambda value: value
     if dataclasses.is_dataclass(annotation):
-        return from_json(annotation, value)
-    if origin is tuple and isinstance(value, list):
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_typed(args[0], v) for v in value)
-        if len(args) == len(value):
-            return tuple(_typed(a, v) for a, v in zip(args, value))
-    elif origin is dict and isinstance(value, dict):
-        return {_typed(args[0], k): _typed(args[1], v) for k, v in value.items()}
-    elif annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    elif annotation is int and isinstance(value, (int, float)) and not isinstance(value, bool) \
-            and (isinstance(value, int) or value.is_integer()):
-        return int(value)
-    elif annotation in (str, bool) and isinstance(value, annotation):
-        return value
-    raise TypeError(f"{value!r:.40} is not {annotation}")
+        return lambda value: from_json(annotation, value)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _converter(args[0])
+
+        def variadic(value: Any) -> tuple:
+            if not isinstance(value, list):
+                raise _wrong(annotation, value)
+            return tuple(item(v) for v in value)
+        return variadic
+    if origin is tuple:
+        items = tuple(_converter(a) for a in args)
+
+        def fixed(value: Any) -> tuple:
+            if not isinstance(value, list) or len(value) != len(items):
+                raise _wrong(annotation, value)
+            return tuple(convert(v) for convert, v in zip(items, value))
+        return fixed
+    if origin is dict:
+        key, item = _converter(args[0]), _converter(args[1])
+
+        def mapping(value: Any) -> dict:
+            if not isinstance(value, dict):
+                raise _wrong(annotation, value)
+            return {key(k): item(v) for k, v in value.items()}
+        return mapping
+    if annotation is float:
+        def real(value: Any) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _wrong(annotation, value)
+            return value
+        return real
+    if annotation is int:
+        def whole(value: Any) -> int:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not (isinstance(value, int) or value.is_integer()):
+                raise _wrong(annotation, value)
+            return int(value)
+        return whole
+    if annotation in (str, bool):
+        def exact(value: Any) -> Any:
+            if not isinstance(value, annotation):
+                raise _wrong(annotation, value)
+            return value
+        return exact
+
+    def unknown(value: Any) -> Any:
+        raise _wrong(annotation, value)
+    return unknown
 
 
 def cache_folder() -> Path:

@@ -140,12 +140,7 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
                 elite = np.argsort(scores, kind="stable")[:16]
                 pick = elite[rng.integers(0, len(elite), n - n_fresh)]
                 cA, cO, ck = (np.concatenate(x)[pick] for x in (pool_A, pool_O, pool_keep))
-                for _ in range(int(rng.integers(1, 4))):
-                    mA, cO, mk = space.mutate(rng, cA, cO, ck)
-                    fit = space.fits(mA, mk)
-                    cA = np.where(fit[:, None], mA, cA)
-                    ck = np.where(fit[:, None, None], mk, ck)
-                parts.append((cA, cO, ck))
+                parts.append(space.kick(rng, cA, cO, ck, int(rng.integers(1, 4))))
             A = np.concatenate([p[0] for p in parts])
             O = np.concatenate([p[1] for p in parts])
             keep = np.concatenate([p[2] for p in parts])
@@ -189,12 +184,7 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
         x = min(local, key=lambda item: item[3])
         idle = 0
         while state["priced"] < evaluations and not out_of_time() and idle < 50:
-            kA, kO, kk = x[0][None], x[1][None], x[2][None]
-            for _ in range(int(rng.integers(2, KICK + 1))):
-                mA, kO, mk = space.mutate(rng, kA, kO, kk)
-                fit = space.fits(mA, mk)
-                kA = np.where(fit[:, None], mA, kA)
-                kk = np.where(fit[:, None, None], mk, kk)
+            kA, kO, kk = space.kick(rng, x[0][None], x[1][None], x[2][None], int(rng.integers(2, KICK + 1)))
             idx, value = price(kA, kO, kk)
             if not len(idx):
                 idle += 1

@@ -397,6 +397,16 @@ class Space:
             keep[rows[flip], fl[flip], ft[flip]] ^= True
         return A, O, keep
 
+    def kick(self, rng: np.random.Generator, A, O, keep, changes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``changes`` rounds of :meth:`mutate`, each change that breaks a fan-out or a capacity undone (its loop
+        order change kept: it fits whatever the order)."""
+        for _ in range(changes):
+            mA, O, mk = self.mutate(rng, A, O, keep)
+            fit = self.fits(mA, mk)
+            A = np.where(fit[:, None], mA, A)
+            keep = np.where(fit[:, None, None], mk, keep)
+        return A, O, keep
+
     def neighbours(self, A: np.ndarray, O: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every mapping one step from (A, O, keep), fitting or not: move 1..n equal prime factors of a dimension
         from their slot to another allowed slot, exchange the slots of two factors of different dimensions, make
