@@ -19,10 +19,13 @@ re-fetches the capacities force (its ``penalty``). The search:
    from the optimum is bounded;
 4. polishes the best mapping, then the ones it replaced (``STARTS``), by steepest descent over
    :meth:`~ntframe.mapping.space.Space.neighbours` (a prime factor moved between any two slots, two exchanged, a
-   loop made innermost or outermost, a keep bit flipped) with what is left of the budget (at least ``POLISH``).
+   loop made innermost or outermost, a keep bit flipped) with what is left of the budget (at least ``POLISH``);
+5. if the answer is not certified, spends the rest of the budget on an iterated descent from it: kicks of a few
+   random changes (a generator with a fixed seed), each followed by a descent, kept when no worse.
 
-Nothing here is random: the same operation, architecture, constraints, budget and incumbent give the same
-mapping. Ties go to the structure enumerated first, then to the candidate generated first.
+Nothing here depends on chance (the kicks' generator has a fixed seed): the same operation, architecture,
+constraints, budget and incumbent give the same mapping. Ties go to the structure enumerated first, then to the
+candidate generated first.
 
 Speed, the same answers: the queue holds one entry per chunk of structures (the next of the chunk is queued
 when one leaves, with the arrival number it would have had: the same order); a chunk combines its structures'
@@ -512,6 +515,9 @@ COMBINED = 1 << 17
 time)."""
 POLISH = 0.25
 """Share of the evaluation budget kept for the final descents."""
+KICK, KICK_SEED, IDLE = 4, 0, 50
+"""The iterated descent of a search not certified: most random changes per kick, its generator's seed, and the
+kicks in a row that improve nothing before it stops."""
 STARTS = 4
 """Final descents at most: from the best mapping found, then from the mappings it improved on (other
 structures), while budget is left."""
@@ -614,6 +620,11 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
         priced += spent
         if value < answer[0]:
             answer = (value, batch)
+    if left < answer[0] * (1 - tolerance):           # not certified: the rest of the budget to iterated descents
+        value, batch, spent = _iterate(space, answer[1], answer[0], evaluate, score,
+                                       max(0, evaluations - mapper.priced - priced), start + seconds, shortlist)
+        priced += spent
+        answer = (value, batch)
     batch = answer[1]
     e, cy = evaluate(problem, batch)
     return Bounded(batch, float(e[0]), float(cy[0]), mapper.priced + priced, mapper.valid + priced, truncated,
@@ -650,6 +661,30 @@ def _descend(space: Space, batch: MappingBatch, value: float, evaluate, score, b
         value = float(values[i])
         A, O, keep = NA[fresh[i]], NO[fresh[i]], NK[fresh[i]]
         batch = cand.take([fresh[i]])
+    return value, batch, priced
+
+
+def _iterate(space: Space, batch: MappingBatch, value: float, evaluate, score, budget: int, deadline: float,
+             shortlist: Shortlist | None = None) -> tuple[float, MappingBatch, int]:
+    """Iterated descent from the local optimum ``batch``: a kick of ``KICK`` random changes at most (a generator
+    seeded with ``KICK_SEED``: the search stays deterministic), then :func:`_descend`, the result kept when it is no
+    worse; until the budget or the time ends, or ``IDLE`` kicks in a row improve nothing. Returns (its value, the
+    best mapping, mappings priced)."""
+    rng = np.random.default_rng(KICK_SEED)
+    A, O, keep = space.encode(batch)
+    priced = idle = 0
+    while priced < budget and idle < IDLE and time.monotonic() < deadline:
+        kA, kO, kk = space.kick(rng, A[None], O[None], keep[None], int(rng.integers(2, KICK + 1)))
+        kicked = space.decode(kA, kO, kk)
+        energy, cycles = evaluate(space.problem, kicked)
+        priced += 1
+        found, found_batch, spent = _descend(space, kicked, float(score(energy, cycles)[0]), evaluate, score,
+                                             budget - priced, deadline, shortlist)
+        priced += spent
+        idle = 0 if found < value * (1 - 1e-12) else idle + 1
+        if found <= value:
+            value, batch = found, found_batch
+            A, O, keep = space.encode(batch)
     return value, batch, priced
 
 
