@@ -23,7 +23,7 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-CACHE_SCHEMA = 9
+CACHE_SCHEMA = 10
 """Part of every key: bump it when a change to ntframe alters what a search or a cost model returns for the same
 inputs (the reference plugins' versions follow ntframe's, which a development change does not bump), so
 results cached before the change are not served after it. 2: the native search's descent phase; 3: the native
@@ -32,7 +32,8 @@ native cost model's DRAM bytes are the trace's lines, hmc-analytic's stratified 
 searches re-rank their finalists by the cost model's evaluate; 7: entries sealed with their SHA-256, components'
 cache identities in the keys; 8: the native model's DRAM estimate from the trace's boxes, and the trace's
 strided gaps and rounded shares (its counted lines); the re-ranking's ties broken by the fewest DRAM steps; 9: the
-bounded search's iterated descent when it is not certified."""
+bounded search's iterated descent when it is not certified; 10: mapping entries hold the mapper's ties, which
+the memory backend decides."""
 
 
 T = TypeVar("T")

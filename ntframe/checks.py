@@ -95,6 +95,8 @@ def search_result(found: Any, what: str, reg: Any) -> SearchResult:
         raise _refuse(what, f"a {type(found).__name__}, not a ntframe.results.SearchResult", reg)
     if not isinstance(found.mapping, Mapping):
         raise _refuse(what, f"a mapping of type {type(found.mapping).__name__}, not a ntframe.mapping.Mapping", reg)
+    if not isinstance(found.ties, tuple) or not all(isinstance(m, Mapping) for m in found.ties):
+        raise _refuse(what, "ties that are not a tuple of ntframe.mapping.Mapping", reg)
     return found
 
 

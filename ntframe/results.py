@@ -101,6 +101,9 @@ class SearchResult:
                                         # objective value than this (inf: every structure mapped or ruled out)
     reranked: int = 0               # finalists priced again by the cost model's evaluate (what the run reports)
     rerank_gain: float = 0.0        # the search's best mapping's reported objective / the chosen one's, minus 1
+    ties: tuple[Any, ...] = ()      # other mappings the cost model prices exactly as ``mapping`` (the same
+                                    # objective value), which the memory backend may tell apart (row hits): the
+                                    # runner keeps the best of them all by its figures
 
 
 def bytes_by_tensor(op: Any, bytes_by_name: dict[str, float]) -> dict[str, int]:

@@ -47,6 +47,8 @@ class Resolved:
     architecture: Architecture
     resolved_spec: dict[str, Any]
     cache: MappingCache | None = None
+    kept_memory: dict[str, MemoryCost] = field(default_factory=dict, repr=False, compare=False)
+    """Memory costs simulated to decide ties, kept for the run's own call (when there is no cache)."""
 
     def component(self, section: str) -> Component:
         return self.components[section][1]
@@ -232,26 +234,64 @@ def _simulate(resolved: Resolved, op: Operation) -> tuple[dict[str, Any] | None,
 
 
 def map_operation(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict[str, Any]]:
-    """The spec's mapper on one operation (through the mapping cache): (mapping, ComputeCost, search stats)."""
+    """The spec's mapper on one operation (through the mapping cache): (mapping, ComputeCost, search stats).
+    Where the mapper names ties (other mappings its cost model prices exactly alike), the memory backend decides:
+    the one its figures make best (the mapper's first on equal figures), with ``search.ties`` and
+    ``search.tie_gain`` saying so."""
+    mapping, cost, search, ties = _searched(resolved, op)
+    if ties:
+        mapping, cost, search = _decide_ties(resolved, op, mapping, cost, search, ties)
+    return mapping, cost, search
+
+
+def _searched(resolved: Resolved, op: Operation) -> tuple[Mapping, Any, dict[str, Any], tuple[Mapping, ...]]:
     (mp_reg, mapper), (cm_reg, cost_model) = resolved.components["mapper"], resolved.components["cost_model"]
     spec, arch = resolved.loaded.spec, resolved.architecture
     attributed = _AttributedCostModel(cost_model, cm_reg)
     key = _mapping_key(resolved, op)
     cached = resolved.cache.get(key, _cached_mapping(op, arch, cm_reg)) if resolved.cache else None
     if cached is not None:
-        mapping, cost, search = cached
+        mapping, cost, search, ties = cached
         if cost is None:         # the key names the cost model, its version and options: the same figures
             cost = attributed.evaluate(op, mapping, arch)
-        return mapping, cost, search
+        return mapping, cost, search, ties
     what = f"mapping search of {op.name}"
     found = checks.search_result(_attributed(mp_reg, what, lambda: mapper.search(op, arch, attributed,
                                                                                  spec.mapper.budget,
                                                                                  spec.mapper.seed)), what, mp_reg)
     search = search_record(found)
     cost = attributed.evaluate(op, found.mapping, arch)
+    ties = tuple(m for m in found.ties if not structural_problems(op, m, arch))
     if resolved.cache and not found.truncated_by_time:
-        resolved.cache.put(key, {"mapping": found.mapping.to_dict(), "search": search, "cost": to_jsonable(cost)})
-    return found.mapping, cost, search
+        resolved.cache.put(key, {"mapping": found.mapping.to_dict(), "search": search, "cost": to_jsonable(cost),
+                                 "ties": [m.to_dict() for m in ties]})
+    return found.mapping, cost, search, ties
+
+
+def _decide_ties(resolved: Resolved, op: Operation, mapping: Mapping, cost, search: dict[str, Any],
+                 ties: tuple[Mapping, ...]) -> tuple[Mapping, Any, dict[str, Any]]:
+    """Of ``mapping`` and its ties, the best by the figures the run reports (the memory backend's memory share,
+    through the cache): (mapping, ComputeCost, the search record with the ties counted and the gain)."""
+    (cm_reg, cost_model), (mb_reg, memory) = resolved.components["cost_model"], resolved.components["memory"]
+    arch = resolved.architecture
+    attributed = _AttributedCostModel(cost_model, cm_reg)
+
+    def reported(m: Mapping, c) -> float:
+        figures = combine(op, arch, c, simulate_memory(resolved, mb_reg, memory, op, m, c, keep=True))
+        return float(objective_value(search["objective"], figures["energy_pJ"], figures["cycles"]))
+
+    first = best = reported(mapping, cost)
+    candidates = [(mapping, cost)]
+    for tie in ties:
+        tie_cost = attributed.evaluate(op, tie, arch)
+        candidates.append((tie, tie_cost))
+        value = reported(tie, tie_cost)
+        if value < best * (1 - 1e-12):
+            best, mapping, cost = value, tie, tie_cost
+    for other, other_cost in candidates:        # only the one kept is simulated again by the run
+        if other is not mapping:
+            resolved.kept_memory.pop(_memory_key(resolved, mb_reg, memory, op, other, other_cost), None)
+    return mapping, cost, {**search, "ties": len(ties), "tie_gain": first / best - 1 if best > 0 else 0.0}
 
 
 SEARCH_KEYS = ("evaluated", "valid", "invalid_reasons", "objective", "truncated_by_time", "method")
@@ -261,9 +301,10 @@ def _cached_mapping(op: Operation, arch: Architecture, cm_reg: Registered) -> Ca
     """``MappingCache.get``'s validate for a mapping entry: (Mapping, ComputeCost or None, search record); raises
     when the entry does not have that shape, its mapping does not fit ``op`` on ``arch``, or its figures fail the
     checks a cost model's answer must pass."""
-    def convert(entry: dict[str, Any]) -> tuple[Mapping, ComputeCost | None, dict[str, Any]]:
+    def convert(entry: dict[str, Any]) -> tuple[Mapping, ComputeCost | None, dict[str, Any], tuple[Mapping, ...]]:
         mapping = from_json(Mapping, entry["mapping"])
-        problems = structural_problems(op, mapping, arch)
+        ties = tuple(from_json(Mapping, tie) for tie in entry.get("ties", []))
+        problems = [p for m in (mapping, *ties) for p in structural_problems(op, m, arch)]
         if problems:
             raise ValueError(problems[0])
         search = entry["search"]
@@ -271,7 +312,7 @@ def _cached_mapping(op: Operation, arch: Architecture, cm_reg: Registered) -> Ca
             raise ValueError("not a search record")
         cost = (checks.compute_cost(from_json(ComputeCost, entry["cost"]), op, arch, "the mapping cache", cm_reg)
                 if "cost" in entry else None)
-        return mapping, cost, search
+        return mapping, cost, search, ties
     return convert
 
 
@@ -322,26 +363,37 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
 
 
 def simulate_memory(resolved: Resolved, mb_reg: Registered, memory, op: Operation, mapping: Mapping,
-                    compute) -> MemoryCost:
-    """The memory backend on the traffic a cost model counted (through the cache when the backend allows)."""
+                    compute, keep: bool = False) -> MemoryCost:
+    """The memory backend on the traffic a cost model counted (through the cache when the backend allows;
+    ``keep``: also kept in memory for the next call on the same traffic, which takes it)."""
     arch = resolved.architecture
     traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
                           compute.dram_instances, compute.on_die_cycles, op, mapping)
-    mem_key = MappingCache.key({"memory": [mb_reg.plugin, mb_reg.version, mb_reg.name,
-                                           memory.options.model_dump(mode="json"), memory.cache_identity()],
-                                "operation": repr(op.shape_key()), "architecture": arch.content_sha256,
-                                "mapping": mapping.to_dict(), "compute_cycles": compute.on_die_cycles,
-                                "traffic": [traffic.read_bytes_by_tensor, traffic.write_bytes_by_tensor]})
+    mem_key = _memory_key(resolved, mb_reg, memory, op, mapping, compute)
+    kept = resolved.kept_memory.pop(mem_key, None)
+    if kept is not None:
+        return kept
     cached_mem = (resolved.cache.get(mem_key, lambda entry: checks.memory_cost(from_json(MemoryCost, entry),
                                                                                "the mapping cache", mb_reg))
                   if resolved.cache and memory.cacheable else None)
-    if cached_mem is not None:
-        return cached_mem
-    what = f"memory simulation of {op.name}"
-    mem = checks.memory_cost(_attributed(mb_reg, what, lambda: memory.simulate(traffic, arch)), what, mb_reg)
-    if resolved.cache and memory.cacheable:
-        resolved.cache.put(mem_key, to_jsonable(mem))
-    return mem
+    if cached_mem is None:
+        what = f"memory simulation of {op.name}"
+        cached_mem = checks.memory_cost(_attributed(mb_reg, what, lambda: memory.simulate(traffic, arch)), what,
+                                        mb_reg)
+        if resolved.cache and memory.cacheable:
+            resolved.cache.put(mem_key, to_jsonable(cached_mem))
+    if keep:
+        resolved.kept_memory[mem_key] = cached_mem
+    return cached_mem
+
+
+def _memory_key(resolved: Resolved, mb_reg: Registered, memory, op: Operation, mapping: Mapping, compute) -> str:
+    """The cache key of the memory backend's figures for ``mapping``'s traffic."""
+    return MappingCache.key({"memory": [mb_reg.plugin, mb_reg.version, mb_reg.name,
+                                        memory.options.model_dump(mode="json"), memory.cache_identity()],
+                             "operation": repr(op.shape_key()), "architecture": resolved.architecture.content_sha256,
+                             "mapping": mapping.to_dict(), "compute_cycles": compute.on_die_cycles,
+                             "traffic": [compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor]})
 
 
 def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) -> dict[str, Any]:

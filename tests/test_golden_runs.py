@@ -36,7 +36,7 @@ from tests.conftest import EXAMPLE, ROOT
 ZOO = ["alexnet", "vgg16", "resnet50", "lstm_lm", "mlp", "cnn_rnn", "transformer"]
 
 RECORDED = {
-    "example": "46e060db53282d50f2a6328b3eb1bf3877e503c67871755ff00c88e602db7f4a",
+    "example": "fd1546044593fa53b2018dbd84ddadd3532f77772b5a2bdc75b9b26c085ccea5",
     "alexnet": "881db46418ac263ed9daf1918fc3997235181cb615dad1cd809508d1c39d70b8",
     "vgg16": "d31f051f7995204b16a513a215f77e4f5951aa2500a37ec5860eccdd390e8984",
     "resnet50": "d00f290dba9f8aebed8515ec1ad6e9cc623e438136378a51767682226fadc173",

@@ -455,7 +455,7 @@ class _Mapper:
         if self.shortlist is not None:
             self.shortlist.offer(values, lambda idx: MappingBatch(
                 T[idx], np.repeat(S[None], len(idx), 0), np.array([self._final_ranks(R[i], T[i]) for i in idx]),
-                np.repeat(keep[None], len(idx), 0)))
+                np.repeat(keep[None], len(idx), 0)), T)
         return values
 
     def _final_ranks(self, R: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -654,7 +654,7 @@ def _descend(space: Space, batch: MappingBatch, value: float, evaluate, score, b
         priced += len(fresh)
         values = score(energy, cycles)
         if shortlist is not None:
-            shortlist.offer(values, priced_batch.take)
+            shortlist.offer(values, priced_batch.take, priced_batch.T)
         i = int(np.argmin(values))
         if values[i] >= value * (1 - 1e-12):
             break

@@ -66,14 +66,17 @@ class Shortlist:
         self.items: list[tuple[float, int, bytes, MappingBatch]] = []     # (value, arrival, key, batch), sorted
         self.keys: set[bytes] = set()
         self.arrivals = 0
+        self.fewest: tuple[float, int, MappingBatch] | None = None        # (value, DRAM steps, mapping)
 
     def limit(self) -> float:
         return self.items[-1][0] if len(self.items) >= self.size else np.inf
 
-    def offer(self, values: np.ndarray, rows: Callable[[np.ndarray], MappingBatch]) -> None:
-        """Candidates priced at ``values``; ``rows(idx)``: the batch of those rows (built only for the few that
-        enter: the best ``size`` under the current limit)."""
+    def offer(self, values: np.ndarray, rows: Callable[[np.ndarray], MappingBatch], T: np.ndarray) -> None:
+        """Candidates priced at ``values``, with the temporal factors ``T`` [n, K, D]; ``rows(idx)``: the batch of
+        those rows (built only for the few that enter: the best ``size`` under the current limit, and the one of
+        the fewest DRAM steps among those that tie with the best value)."""
         values = np.asarray(values, float)
+        self._offer_fewest(values, rows, T)
         idx = np.flatnonzero(np.isfinite(values) & (values < self.limit()))
         if not len(idx):
             return
@@ -92,6 +95,25 @@ class Shortlist:
     def best(self) -> list[tuple[float, MappingBatch]]:
         """(value, mapping) best first; ties in arrival order."""
         return [(value, batch) for value, _, _, batch in self.items]
+
+    def _offer_fewest(self, values: np.ndarray, rows: Callable[[np.ndarray], MappingBatch], T: np.ndarray) -> None:
+        finite = np.flatnonzero(np.isfinite(values))
+        if not len(finite):
+            return
+        low = float(values[finite].min())
+        if self.fewest is not None and low > self.fewest[0]:
+            return
+        tied = finite[values[finite] == low]
+        steps = T[tied, 0].prod(axis=1)
+        i = int(tied[np.argmin(steps)])                 # the first of the fewest
+        if self.fewest is None or low < self.fewest[0] or int(steps.min()) < self.fewest[1]:
+            self.fewest = (low, int(steps.min()), rows(np.array([i])).canonical())
+
+    def fewest_steps(self) -> MappingBatch | None:
+        """Of the mappings that tie with the best value priced, the first of those that fetch from the DRAM in
+        the fewest steps (the outermost level's loops): the batch estimate prices ties alike, the memory backend's
+        row hits may not."""
+        return None if self.fewest is None else self.fewest[2]
 
 
 class Space:
