@@ -195,3 +195,14 @@ def test_ties_go_to_the_mapping_the_memory_backend_makes_best(example):
     kept = next(iter(resolved.kept_memory.values()))
     assert runner.simulate_memory(resolved, mb_reg, memory, op, chosen, cost) is kept and not resolved.kept_memory
     assert kept.details["row_hit_rate"] == 0.75
+
+
+def test_the_trace_command_writes_the_mapping_the_run_keeps(tmp_path):
+    """``ntframe trace`` maps through the same decision as ``ntframe run``: the example's relu1.backward_data is
+    written with the tie the memory backend kept (its trace's open-page row hits 0.75; the search's own pick
+    streams at 0.50), so a trace given to Ramulator or DRAMSim3 is the traffic the run reported."""
+    out = tmp_path / "relu1.nttrace"
+    done = ntframe_cmd("trace", str(EXAMPLE), "--layer", "relu1", "--phase", "backward_data", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    info = json.loads(ntframe_cmd("trace", "inspect", str(out), "--json").stdout)
+    assert info["requests"] == 49152 and info["open_page_row_hit_rate"] == 0.75
