@@ -276,11 +276,17 @@ class RelaxedPricing:
             moved = [touched[c * n:(c + 1) * n, mine].prod(axis=1) for c in range(K)] + [steps]
             first = [boxes[lvl * n:(lvl + 1) * n, mine].prod(axis=1) for lvl in range(K)]
             rep = irrrow[:, 0] if noc is not None else np.ones(n)
-            inflation = {}
+            # the outermost level's figures are scaled alike in every chain: by the replication, and by the line
+            # inflation of the vault's share (every box a vault fetches lies in its share, which the vault-local
+            # layout stores whole: no run is longer than the share, so no line holds more of it)
+            scale = 1 / rep
+            if self.line_bytes:
+                run_bytes = np.minimum(axis_extents(E[0], coef), shape[None, :]).prod(axis=1) * bits / 8
+                scale = scale * np.where(run_bytes >= self.line_bytes, 1.0, self.line_bytes / run_bytes)
             # each chain's reads and writes at every level [C, K, n], updates at the outermost level and adds
             # [C, n] (0 where it has none: the same figures below), each link's figures computed once
             reads_c, writes_c = np.zeros((C, K, n)), np.zeros((C, K, n))
-            updates0_c, adds_c, scale_c = np.zeros((C, n)), np.zeros((C, n)), np.empty((C, n))
+            updates0_c, adds_c = np.zeros((C, n)), np.zeros((C, n))
             links: dict[tuple[int, int], tuple] = {}
             ends: dict[int, np.ndarray] = {}
             for ci, chain in enumerate(self.chains):
@@ -317,18 +323,10 @@ class RelaxedPricing:
                 for lvl in range(K):
                     reads_c[ci, lvl], writes_c[ci, lvl] = reads[lvl], writes[lvl]
                 updates0_c[ci], adds_c[ci] = updates0, adds
-                scale = 1 / rep
-                if self.line_bytes:     # every box a vault fetches lies in its share, stored whole (vault-local):
-                    if not inflation:   # no run is longer than the share, so no line holds more of it
-                        run = np.minimum(axis_extents(E[0], coef), shape[None, :]).prod(axis=1)
-                        run_bytes = run * bits / 8
-                        inflation[0] = np.where(run_bytes >= self.line_bytes, 1.0, self.line_bytes / run_bytes)
-                    scale = scale * inflation[0]
-                scale_c[ci] = scale
             # then every chain at once
             noc_elements = (reads_c[:, 0] + updates0_c) * (rep - 1) / rep * inst[:, 0]
-            reads_c[:, 0] = reads_c[:, 0] * scale_c
-            writes_c[:, 0] = writes_c[:, 0] * scale_c
+            reads_c[:, 0] = reads_c[:, 0] * scale
+            writes_c[:, 0] = writes_c[:, 0] * scale
             energy = self.reduction_adders * (t.role == ACCUMULATE) * adds_c * add_pj + 0.0
             for lvl in range(K):
                 energy = energy + ((reads_c[:, lvl] * e_read[lvl] + writes_c[:, lvl] * e_write[lvl]) * bits

@@ -379,7 +379,6 @@ def relaxed_parts(S, bounds, rel, coef, axes, roles, bits, shape, touched, chain
     tile = np.empty((rows, D), np.int64)                 # the relaxed tile of each level (the compute units': 1)
     relrow, irrrow = np.empty(rows), np.empty(rows)
     moved, first = np.empty(rows), np.empty(K)
-    inflation = np.empty(rows)
     reads, writes = np.empty(K), np.empty(K)
     for i in range(n):
         for d in range(D):
@@ -427,8 +426,18 @@ def relaxed_parts(S, bounds, rel, coef, axes, roles, bits, shape, touched, chain
                 first[c] = box
             moved[K] = steps
             rep = irrrow[0] if network else 1.0
-            for c in range(rows):
-                inflation[c] = -1.0                      # not yet known
+            # the outermost level's figures are scaled alike in every chain: by the replication, and by the line
+            # inflation of the vault's whole share (vault-local layout: no box's run is longer)
+            scale = 1 / rep
+            if line_bytes:
+                run = 1.0
+                for a in range(axes[j, 1] - 1, axes[j, 0] - 1, -1):
+                    span = 1
+                    for d in range(D):
+                        span += (tile[0, d] - 1) * coef[a, d]
+                    run = run * min(float(span), shape[a])
+                run_bytes = run * b / 8
+                scale = scale * (1.0 if run_bytes >= line_bytes else line_bytes / run_bytes)
             for ci in range(C):
                 for lvl in range(K):
                     reads[lvl] = 0.0
@@ -460,18 +469,6 @@ def relaxed_parts(S, bounds, rel, coef, axes, roles, bits, shape, touched, chain
                     elif c < K and role == ACCUMULATE:
                         writes[c] = writes[c] + max(moved[c] - first[c], 0.0)
                 noc_elements = (reads[0] + updates0) * (rep - 1) / rep * inst[0]
-                scale = 1 / rep
-                if line_bytes:      # the vault's whole share (vault-local layout): no box's run is longer
-                    if inflation[0] < 0:
-                        run = 1.0
-                        for a in range(axes[j, 1] - 1, axes[j, 0] - 1, -1):
-                            span = 1
-                            for d in range(D):
-                                span += (tile[0, d] - 1) * coef[a, d]
-                            run = run * min(float(span), shape[a])
-                        run_bytes = run * b / 8
-                        inflation[0] = 1.0 if run_bytes >= line_bytes else line_bytes / run_bytes
-                    scale = scale * inflation[0]
                 reads[0] = reads[0] * scale
                 writes[0] = writes[0] * scale
                 e = (adds * add_pJ if reduction and role == ACCUMULATE else 0.0) + 0.0
