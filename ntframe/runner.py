@@ -276,21 +276,20 @@ def _decide_ties(resolved: Resolved, op: Operation, mapping: Mapping, cost, sear
     arch = resolved.architecture
     attributed = _AttributedCostModel(cost_model, cm_reg)
 
-    def reported(m: Mapping, c) -> float:
-        figures = combine(op, arch, c, simulate_memory(resolved, mb_reg, memory, op, m, c, keep=True))
-        return float(objective_value(search["objective"], figures["energy_pJ"], figures["cycles"]))
+    def reported(m: Mapping, c) -> tuple[float, MemoryCost]:
+        mem = simulate_memory(resolved, mb_reg, memory, op, m, c)
+        figures = combine(op, arch, c, mem)
+        return float(objective_value(search["objective"], figures["energy_pJ"], figures["cycles"])), mem
 
-    first = best = reported(mapping, cost)
-    candidates = [(mapping, cost)]
+    first, kept = reported(mapping, cost)
+    best = first
     for tie in ties:
         tie_cost = attributed.evaluate(op, tie, arch)
-        candidates.append((tie, tie_cost))
-        value = reported(tie, tie_cost)
+        value, mem = reported(tie, tie_cost)
         if value < best * (1 - 1e-12):
-            best, mapping, cost = value, tie, tie_cost
-    for other, other_cost in candidates:        # only the one kept is simulated again by the run
-        if other is not mapping:
-            resolved.kept_memory.pop(_memory_key(resolved, mb_reg, memory, op, other, other_cost), None)
+            best, mapping, cost, kept = value, tie, tie_cost, mem
+    # the run's own call on the mapping kept takes its figures from here, not from another simulation
+    resolved.kept_memory[_memory_key(resolved, mb_reg, memory, op, mapping, cost)] = kept
     return mapping, cost, {**search, "ties": len(ties), "tie_gain": first / best - 1 if best > 0 else 0.0}
 
 
@@ -363,9 +362,9 @@ def _run_operation(op, resolved, mp_reg, mapper, cm_reg, cost_model, mb_reg, mem
 
 
 def simulate_memory(resolved: Resolved, mb_reg: Registered, memory, op: Operation, mapping: Mapping,
-                    compute, keep: bool = False) -> MemoryCost:
-    """The memory backend on the traffic a cost model counted (through the cache when the backend allows;
-    ``keep``: also kept in memory for the next call on the same traffic, which takes it)."""
+                    compute) -> MemoryCost:
+    """The memory backend on the traffic a cost model counted (through the cache when the backend allows; figures
+    a tie's decision kept, :attr:`Resolved.kept_memory`, are taken once)."""
     arch = resolved.architecture
     traffic = DramTraffic(op.name, compute.dram_read_bytes_by_tensor, compute.dram_write_bytes_by_tensor,
                           compute.dram_instances, compute.on_die_cycles, op, mapping)
@@ -376,15 +375,13 @@ def simulate_memory(resolved: Resolved, mb_reg: Registered, memory, op: Operatio
     cached_mem = (resolved.cache.get(mem_key, lambda entry: checks.memory_cost(from_json(MemoryCost, entry),
                                                                                "the mapping cache", mb_reg))
                   if resolved.cache and memory.cacheable else None)
-    if cached_mem is None:
-        what = f"memory simulation of {op.name}"
-        cached_mem = checks.memory_cost(_attributed(mb_reg, what, lambda: memory.simulate(traffic, arch)), what,
-                                        mb_reg)
-        if resolved.cache and memory.cacheable:
-            resolved.cache.put(mem_key, to_jsonable(cached_mem))
-    if keep:
-        resolved.kept_memory[mem_key] = cached_mem
-    return cached_mem
+    if cached_mem is not None:
+        return cached_mem
+    what = f"memory simulation of {op.name}"
+    mem = checks.memory_cost(_attributed(mb_reg, what, lambda: memory.simulate(traffic, arch)), what, mb_reg)
+    if resolved.cache and memory.cacheable:
+        resolved.cache.put(mem_key, to_jsonable(mem))
+    return mem
 
 
 def _memory_key(resolved: Resolved, mb_reg: Registered, memory, op: Operation, mapping: Mapping, compute) -> str:
