@@ -50,7 +50,7 @@ from ntframe.hardware.architecture import Architecture
 from ntframe.jit import OptionalKernel
 from ntframe.mapping.constraints import Constraints
 from ntframe.mapping.mapspace import MappingBatch, Problem, level_capacities
-from ntframe.mapping.space import Outcome, Shortlist, Space, objective_value, prime_factors
+from ntframe.mapping.space import IDLE_KICKS, KICK, Outcome, Shortlist, Space, objective_value, prime_factors
 
 KERNELS = OptionalKernel("ntframe.mapping.bound_kernels", "the bounded search's compiled tiles", "numpy's tiles")
 """The compiled tiles (:func:`ntframe.mapping.bound_kernels.level_tiles`), optional (:mod:`ntframe.jit`)."""
@@ -515,9 +515,8 @@ COMBINED = 1 << 17
 time)."""
 POLISH = 0.25
 """Share of the evaluation budget kept for the final descents."""
-KICK, KICK_SEED, IDLE = 4, 0, 50
-"""The iterated descent of a search not certified: most random changes per kick, its generator's seed, and the
-kicks in a row that improve nothing before it stops."""
+KICK_SEED = 0
+"""The seed of the kicks' generator in the iterated descent of a search not certified."""
 STARTS = 4
 """Final descents at most: from the best mapping found, then from the mappings it improved on (other
 structures), while budget is left."""
@@ -668,12 +667,12 @@ def _iterate(space: Space, batch: MappingBatch, value: float, evaluate, score, b
              shortlist: Shortlist | None = None) -> tuple[float, MappingBatch, int]:
     """Iterated descent from the local optimum ``batch``: a kick of ``KICK`` random changes at most (a generator
     seeded with ``KICK_SEED``: the search stays deterministic), then :func:`_descend`, the result kept when it is no
-    worse; until the budget or the time ends, or ``IDLE`` kicks in a row improve nothing. Returns (its value, the
+    worse; until the budget or the time ends, or ``IDLE_KICKS`` in a row improve nothing. Returns (its value, the
     best mapping, mappings priced)."""
     rng = np.random.default_rng(KICK_SEED)
     A, O, keep = space.encode(batch)
     priced = idle = 0
-    while priced < budget and idle < IDLE and time.monotonic() < deadline:
+    while priced < budget and idle < IDLE_KICKS and time.monotonic() < deadline:
         kA, kO, kk = space.kick(rng, A[None], O[None], keep[None], int(rng.integers(2, KICK + 1)))
         kicked = space.decode(kA, kO, kk)
         energy, cycles = evaluate(space.problem, kicked)

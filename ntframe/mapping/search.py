@@ -39,7 +39,8 @@ from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.bounded import bounded_search
 from ntframe.mapping.constraints import Constraints, for_operation
 from ntframe.mapping.mapspace import Problem, from_batch
-from ntframe.mapping.space import FITS, Evaluator, Outcome, Shortlist, Space, batch_evaluator, objective_value
+from ntframe.mapping.space import (FITS, IDLE_KICKS, KICK, Evaluator, Outcome, Shortlist, Space, batch_evaluator,
+                                   objective_value)
 from ntframe.results import SearchResult
 from ntframe.workload.ir import Operation
 
@@ -50,8 +51,6 @@ EXPLORE = 0.5
 """Share of the evaluation budget spent exploring (random samples, mutations) before the descent."""
 STARTS = 4
 """Descents from the best explored candidates before the iterated descent."""
-KICK = 4
-"""Most random changes in a kick of the iterated descent."""
 INCUMBENT = 0.1
 """Share of the budget a bounded search first spends on a sampling search (seed 0 whatever the spec's, so the
 answer stays seed-independent) whose best mapping it starts from: structures with loose bounds then cannot end
@@ -183,7 +182,7 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
     if local:
         x = min(local, key=lambda item: item[3])
         idle = 0
-        while state["priced"] < evaluations and not out_of_time() and idle < 50:
+        while state["priced"] < evaluations and not out_of_time() and idle < IDLE_KICKS:
             kA, kO, kk = space.kick(rng, x[0][None], x[1][None], x[2][None], int(rng.integers(2, KICK + 1)))
             idx, value = price(kA, kO, kk)
             if not len(idx):

@@ -56,6 +56,12 @@ class Outcome:
     invalid_reasons: dict[str, int] = field(default_factory=dict)
 
 
+KICK = 4
+"""Most random changes in a kick of an iterated descent (:meth:`Space.kick`; the searches draw 2 to this many)."""
+IDLE_KICKS = 50
+"""Kicks in a row that improve nothing before an iterated descent stops."""
+
+
 class Shortlist:
     """The ``size`` best distinct complete mappings a search priced, by its objective: what
     :func:`ntframe.mapping.search.search_operation` prices again with the cost model's own :meth:`evaluate` (the
@@ -557,5 +563,6 @@ def batch_evaluator(cost_model: "CostModel", architecture: Architecture) -> Eval
     return evaluate
 
 
-__all__ = ["CAPACITY", "FAN_OUT", "FITS", "Evaluator", "Outcome", "Shortlist", "Space", "objective_value",
+__all__ = ["CAPACITY", "FAN_OUT", "FITS", "IDLE_KICKS", "KICK", "Evaluator", "Outcome", "Shortlist", "Space",
+           "objective_value",
            "batch_evaluator", "prime_factors"]
