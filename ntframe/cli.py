@@ -225,7 +225,8 @@ def cmd_workloads(args: argparse.Namespace) -> int:
                     owner=f"option of workload frontend '{frontend}'")
     component = reg.cls(opts)
     network = component.load(WorkloadRequest(args.batch, Path.cwd()))
-    arch = load_architecture(resolve_path(args.arch, Path.cwd(), "arch_specs"))
+    from ntframe.runner import component_estimates
+    arch = load_architecture(resolve_path(args.arch, Path.cwd(), "arch_specs"), estimate=component_estimates(host))
     phases = [Phase(p) for p in args.phases.split(",")] if args.phases else list(PHASES)
     ops = expand(network, phases, arch.precision_bits, args.optimizer)
     rows = [{"name": o.name, "phase": o.phase.value, "kind": o.kind.value, "macs": o.macs, "flops": o.flops,
@@ -360,6 +361,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if failed and len(failed) == len(comparison.labels) else 0
 
 
+def cmd_arch(args: argparse.Namespace) -> int:
+    """The architecture's components with their figures as a run uses them (Accelergy's ERT): per component and
+    energy attribute, the figure at the architecture's technology, the scale applied, the estimator and its
+    plugin, and the source."""
+    from ntframe.hardware.architecture import load_architecture
+    from ntframe.paths import resolve_path
+    from ntframe.runner import component_estimates
+    try:
+        arch = load_architecture(resolve_path(args.spec, Path.cwd(), "arch_specs"),
+                                 estimate=component_estimates(_host()))
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    rows = [{"component": e.component, "class": e.component_class, "attribute": key,
+             "bits": bits, "value": value, "energy_scale": e.scale.get("energy"), "estimator": e.estimator,
+             "plugin": e.plugin, "measured_at": e.measured_at, "source": e.sources.get(key, ""),
+             "estimate": e.source}
+            for e in arch.estimates for key, figure in e.energies.items()
+            for bits, value in (figure.items() if isinstance(figure, dict) else [(None, figure)])]
+    if args.json:
+        print(json.dumps({"architecture": arch.name, "file": arch.source,
+                          "technology": arch.technology.label() if arch.technology else None, "rows": rows}, indent=1))
+        return 0
+    print(f"{arch.name} ({arch.source}): technology "
+          f"{arch.technology.label() if arch.technology else 'not given (figures as the file gives them)'}")
+    table = [("component", "class", "energy", "at target", "scale", "estimator", "measured at", "source")]
+    for r in rows:
+        what = r["attribute"] + (f"[{r['bits']}b]" if r["bits"] is not None else "")
+        table.append((r["component"], r["class"], what, f"{r['value']:.4g}",
+                      "" if r["energy_scale"] is None else f"{r['energy_scale']:.4g}",
+                      r["estimator"] + (f" ({r['plugin']})" if r["plugin"] else ""), r["measured_at"],
+                      r["source"] + ("" if r["energy_scale"] in (None, 1.0) else f"; {r['estimate']}")))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     import importlib.util
     import os
@@ -388,6 +426,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     compiled, detail = jit.status()
     rows.append(("compiled kernels (bank model, pricing, search)", "found" if compiled else "missing", detail))
     host = _host()
+    for name in host.names("component_estimator"):
+        reg = host.get("component_estimator", name)
+        rows.append((f"component estimator: {name}", "found",
+                     f"plugin {reg.plugin} {reg.version}: {reg.cls.description}"))
     for info in host.failures():
         rows.append((f"plugin: {info.name}", "failed", info.error or ""))
     cache = os.environ.get("NTFRAME_CACHE_DIR") or "~/.cache/ntframe (NTFRAME_CACHE_DIR)"
@@ -487,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop an operation's cells when they take longer (default 1800; 0: no bound)")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("arch", help="show an architecture's components with their energies at its technology, "
+                                     "the estimator and the source of each (as Accelergy's ERT)")
+    p.add_argument("show", choices=["show"])
+    p.add_argument("spec", help="architecture file, or a shipped one by name (neurotrainer/hmc2-32vault)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_arch)
     p = sub.add_parser("doctor", help="which optional external tools and packages are found, with the fix for each")
     p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("workloads", help="list the named workloads, or show one's operations per phase")

@@ -1,4 +1,4 @@
-"""The four component families a plugin can register, as abstract base classes.
+"""The five component families a plugin can register, as abstract base classes.
 
 A component class has a ``name`` (what a spec selects), a ``description``, and an ``Options`` pydantic model
 (``extra="forbid"``) for the keys it owns in its spec section. The host builds one instance per run with the
@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 from ntframe.hardware.architecture import Architecture
+from ntframe.hardware.technology import ComponentEstimate, EstimateRequest
 from ntframe.mapping.mapping import Mapping
 from ntframe.results import ComputeCost, DramTraffic, MemoryCost, SearchResult
 from ntframe.workload.ir import Network, Operation
@@ -159,13 +160,25 @@ class MemoryBackend(Component):
         return []
 
 
+class ComponentEstimator(Component):
+    family: ClassVar[str] = "component_estimator"
+    classes: ClassVar[tuple[str, ...]] = ()
+    """Component classes it can estimate (``SRAM``, ``regfile``, ``compute``, ``network``, ``DRAM``)."""
+
+    @abstractmethod
+    def estimate(self, request: EstimateRequest) -> ComponentEstimate:
+        """The component's figures at ``request.target``; raise :class:`ntframe.errors.SpecError` naming the
+        allowed range where the technology is outside what the estimator covers."""
+
+
 FAMILIES: dict[str, type[Component]] = {
     "workload_frontend": WorkloadFrontend,
     "mapper": MappingSearcher,
     "cost_model": CostModel,
     "memory_backend": MemoryBackend,
+    "component_estimator": ComponentEstimator,
 }
 
 
-__all__ = ["Budget", "Component", "CostModel", "FAMILIES", "MappingSearcher", "MemoryBackend", "NoOptions",
+__all__ = ["Budget", "Component", "ComponentEstimate", "ComponentEstimator", "CostModel", "EstimateRequest", "FAMILIES", "MappingSearcher", "MemoryBackend", "NoOptions",
            "StructureBounds", "WorkloadFrontend", "WorkloadRequest"]

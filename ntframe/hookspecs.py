@@ -1,4 +1,4 @@
-"""The whole plugin contract: four registration hooks, each receiving a ``register`` callback.
+"""The whole plugin contract: five registration hooks, each receiving a ``register`` callback.
 
 A plugin module implements any of them with ``@ntframe.hookimpl`` and calls ``register(ComponentClass)`` once
 per component; the host records which plugin (and distribution version) registered what. Plugins are found
@@ -37,9 +37,16 @@ def ntframe_register_memory_backends(register: Register) -> None:
     """Register :class:`ntframe.components.MemoryBackend` subclasses (memory simulators)."""
 
 
+@hookspec
+def ntframe_register_component_estimators(register: Register) -> None:
+    """Register :class:`ntframe.components.ComponentEstimator` subclasses (energy, area and static power of an
+    architecture's components at its technology node, as Accelergy's estimation plug-ins)."""
+
+
 HOOK_FAMILIES = {
     "ntframe_register_workload_frontends": "workload_frontend",
     "ntframe_register_mappers": "mapper",
     "ntframe_register_cost_models": "cost_model",
     "ntframe_register_memory_backends": "memory_backend",
+    "ntframe_register_component_estimators": "component_estimator",
 }

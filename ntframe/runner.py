@@ -21,9 +21,10 @@ from typing import Any, Callable
 from ntframe import __version__, checks
 from ntframe.bundle import SCHEMA, SCHEMA_VERSION
 from ntframe.cache import MappingCache, cache_folder, from_json
-from ntframe.components import Component, CostModel, WorkloadRequest
+from ntframe.components import (Component, ComponentEstimate, ComponentEstimator, CostModel, EstimateRequest,
+                                WorkloadRequest)
 from ntframe.errors import NtframeError, PluginError, SpecError
-from ntframe.hardware.architecture import Architecture, load_architecture
+from ntframe.hardware.architecture import Architecture, Estimate, load_architecture
 from ntframe.host import PluginHost, Registered
 from ntframe.mapping.mapping import Mapping, structural_problems
 from ntframe.mapping.space import objective_value
@@ -81,7 +82,7 @@ def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
     try:
         arch = load_architecture(arch_path, cubes=spec.architecture.cubes,
                                  precision_override=spec.architecture.precision_bits,
-                                 constraints=spec.mapper.constraints)
+                                 constraints=spec.mapper.constraints, estimate=component_estimates(host))
     except ValueError as exc:
         if not str(exc).startswith("constraints"):
             raise
@@ -97,6 +98,34 @@ def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
         component.check_available()          # a missing external tool fails here, before any work
     cache = MappingCache(cache_folder() if spec.mapper.cache else None)
     return Resolved(loaded, components, arch, resolved, cache)
+
+
+def component_estimates(host: PluginHost) -> Estimate:
+    """The host's component estimators as :func:`load_architecture` takes them: each by name, its answers
+    attributed to its plugin; an estimator that raises (other than a :class:`SpecError` about the input) or returns
+    something else than a :class:`ComponentEstimate` is the plugin's fault, reported as such."""
+    made: dict[str, ComponentEstimator] = {}
+
+    def estimate(name: str, request: EstimateRequest) -> tuple[ComponentEstimate, str]:
+        try:
+            reg = host.get("component_estimator", name)
+        except SpecError as exc:
+            raise SpecError(f"estimator: {exc}") from None
+        if request.component_class not in reg.cls.classes:  # type: ignore[attr-defined]
+            raise SpecError(f"estimator '{name}' (plugin '{reg.plugin}') does not estimate {request.component_class} "
+                            f"components (it does: {', '.join(reg.cls.classes) or 'none'})")  # type: ignore[attr-defined]
+        try:
+            got = made.setdefault(name, reg.cls()).estimate(request)  # type: ignore[attr-defined]
+        except SpecError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"component estimator '{name}' from plugin '{reg.plugin}' failed on component "
+                              f"'{request.component}': {type(exc).__name__}: {exc}") from None
+        if not isinstance(got, ComponentEstimate):
+            raise PluginError(f"component estimator '{name}' from plugin '{reg.plugin}' returned {type(got).__name__} "
+                              f"for component '{request.component}', not a ComponentEstimate")
+        return got, f"{reg.plugin} {reg.version}"
+    return estimate
 
 
 @dataclass
@@ -495,6 +524,8 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
         "architecture": {"name": arch.name, "file": arch.source, "sha256": arch.content_sha256,
                          "file_sha256": arch.file_sha256,
                          "clock_GHz": arch.clock_GHz,
+                         "technology": arch.technology.label() if arch.technology else None,
+                         "components": [to_jsonable(e) for e in arch.estimates],
                          "precision_bits": {p.value: b for p, b in arch.precision_bits.items()}},
         "workload": {"network": network.name, "source": network.source},
         "seed": resolved.loaded.spec.mapper.seed,

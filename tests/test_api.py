@@ -221,8 +221,9 @@ DATA_KEYS = {                      # containers whose keys are data, and how doc
     "operations[].tensor_bytes": "<tensor>", "operations[].levels[].tensors": "<data space>",
     "operations[].search.invalid_reasons": "<reason>", "phases": "<phase>",
     "provenance.architecture.precision_bits": "<phase>", "provenance.overrides": "<path>",
-    "provenance.plugins": "<section>"}
-WHOLE = {"provenance.resolved_spec", "operations[].mapping"}      # documented as a whole
+    "provenance.plugins": "<section>", "provenance.architecture.components[].scale": "<quantity>"}
+WHOLE = {"provenance.resolved_spec", "operations[].mapping", "provenance.architecture.components[].energies",
+         "provenance.architecture.components[].sources"}      # documented as a whole
 
 
 def documented_paths(document: dict) -> set[str]:

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Callable, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, StringConstraints, ValidationError,
                       model_validator)
 
+from ntframe.errors import SpecError
+from ntframe.hardware.technology import ComponentEstimate, EstimateRequest, Technology, check, energy_attributes
 from ntframe.workload.ir import Phase
 from ntframe.yamlio import load_yaml, validate
 
@@ -114,6 +117,18 @@ class SpatialConstraints(_Strict):
     """No partial sums across the instances: only dimensions that index what the operation writes may be split."""
 
 
+class TechnologySpec(_Strict):
+    """A process node and supply: on the architecture, the node it is built in (the target its components are
+    estimated at); on a component, where the file's figures for it were measured (default: the architecture's)."""
+
+    node_nm: PositiveFloat
+    supply_V: PositiveFloat | None = None
+    """Omitted: the node's nominal supply (:func:`ntframe.hardware.technology.nominal_supply_V`)."""
+
+    def technology(self) -> Technology:
+        return Technology(self.node_nm, self.supply_V)
+
+
 class Container(_Strict):
     tag: Literal["Container"] = Field(alias="_tag")
     name: str
@@ -131,6 +146,9 @@ class StorageComponent(_Strict):
     spatial: Spatial = Spatial()
     constraints: StorageConstraints | None = None
     description: str = ""
+    technology: TechnologySpec | None = None
+    estimator: str = "table"
+    """The component estimator (a plugin's) that gives its figures at the architecture's technology."""
     sources: dict[str, str]
 
 
@@ -147,6 +165,9 @@ class NetworkComponent(_Strict):
     class_: Literal["network"] = Field(alias="class")
     attributes: NetworkAttributes
     description: str = ""
+    technology: TechnologySpec | None = None
+    estimator: str = "table"
+    """The component estimator (a plugin's) that gives its figures at the architecture's technology."""
     sources: dict[str, str]
 
 
@@ -157,6 +178,9 @@ class ComputeComponent(_Strict):
     attributes: ComputeAttributes
     spatial: Spatial = Spatial()
     description: str = ""
+    technology: TechnologySpec | None = None
+    estimator: str = "table"
+    """The component estimator (a plugin's) that gives its figures at the architecture's technology."""
     sources: dict[str, str]
 
 
@@ -173,6 +197,8 @@ class ArchitectureBody(_Strict):
     name: str
     clock_GHz: PositiveFloat
     precision_bits: dict[Phase, PositiveInt]
+    technology: TechnologySpec | None = None
+    """The node the architecture is built in; omitted: every component's figures as the file gives them."""
     description: str = ""
     sources: dict[str, str] = {}
     nodes: list[dict]
@@ -241,6 +267,22 @@ class Interconnect:
 
 
 @dataclass(frozen=True)
+class Estimated:
+    """How one component's figures were resolved (Accelergy's ERT rows, with their provenance)."""
+
+    component: str
+    component_class: str
+    estimator: str                  # "as given" where the architecture names no technology
+    plugin: str                     # the estimator's plugin and version, "" where none ran
+    measured_at: str                # the technology of the file's figures ("" without one)
+    target: str
+    energies: dict                  # the energy attributes as the run uses them
+    scale: dict
+    source: str                     # the estimator's
+    sources: dict                   # the file's, per energy attribute
+
+
+@dataclass(frozen=True)
 class MappingRules:
     """The mapping constraints of an architecture (its file's, with a spec's added): per storage level (outermost
     first) and per fan-out row (into each storage level, then into the compute units), ``None`` where free."""
@@ -268,6 +310,8 @@ class Architecture:
     network: Interconnect | None = None
     file_sha256: str = ""           # the file's bytes
     constraints: MappingRules | None = None     # None: no constraint beyond levels, fan-outs and capacities
+    technology: Technology | None = None
+    estimates: tuple[Estimated, ...] = ()       # per component, how its figures were resolved
 
     @property
     def fanouts(self) -> tuple[int, ...]:
@@ -311,12 +355,58 @@ def _merge_spatial(a: SpatialConstraints | None, b: SpatialConstraints | None) -
                               no_spatial_reduction=a.no_spatial_reduction or b.no_spatial_reduction)
 
 
+Estimate = Callable[[str, EstimateRequest], tuple[ComponentEstimate, str]]
+"""``(estimator name, request) -> (estimate, "plugin version")``: the host's component estimators."""
+
+
+def _estimate(node, body: ArchitectureBody, estimate: Estimate | None, pos, loc: tuple) -> tuple[object, Estimated]:
+    """The component's attributes at the architecture's technology, by its estimator, and the record of it."""
+    attributes = node.attributes
+    energies = energy_attributes(attributes.model_dump())
+    sources = {k: node.sources.get(k, "") for k in energies}
+    if body.technology is None:
+        return attributes, Estimated(node.name, node.class_, "as given", "", "", "", energies, {},
+                                     "the file's figures (the architecture names no technology)", sources)
+    target = body.technology.technology()
+    measured = (node.technology or body.technology).technology()
+    try:
+        check(measured)
+    except SpecError as exc:
+        raise pos.error(f"component '{node.name}': {exc}", loc + ("technology",)) from None
+    if estimate is None:
+        if node.estimator != "table" or measured != target:
+            raise ValueError(f"{body.name}: component '{node.name}' needs the component estimators (estimator "
+                             f"'{node.estimator}', {measured.label()} to {target.label()}): load the architecture "
+                             "through a run (ntframe.run, the command line), which has the plugins")
+        return attributes, Estimated(node.name, node.class_, "table", "", measured.label(), target.label(),
+                                     energies, {"energy": 1.0, "area": 1.0}, "the file's figures, at the target",
+                                     sources)
+    request = EstimateRequest(node.name, node.class_, attributes.model_dump(exclude_none=True), measured, target)
+    try:
+        got, plugin = estimate(node.estimator, request)
+    except SpecError as exc:
+        raise pos.error(f"component '{node.name}': {exc}", loc + ("estimator",)) from None
+    if set(got.energies) != set(energies) or not all(_finite(got.energies[k]) for k in energies):
+        raise pos.error(f"component '{node.name}': estimator '{node.estimator}' ({plugin}) returned the energies "
+                        f"{sorted(got.energies)}, not finite figures for {sorted(energies)}", loc + ("estimator",))
+    return (attributes.model_copy(update=got.energies),
+            Estimated(node.name, node.class_, node.estimator, plugin, measured.label(), target.label(), got.energies,
+                      dict(got.scale), got.source, sources))
+
+
+def _finite(value) -> bool:
+    values = value.values() if isinstance(value, dict) else [value]
+    return all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in values)
+
+
 def load_architecture(path: str | Path, *, cubes: int = 1,
                       precision_override: dict[Phase, int] | None = None,
-                      constraints: dict[str, dict] | None = None) -> Architecture:
+                      constraints: dict[str, dict] | None = None, estimate: Estimate | None = None) -> Architecture:
     """Read, validate and flatten an architecture file. ``cubes`` multiplies the outermost fan-out;
     ``constraints`` (node name -> constraints as a mapping, a spec's) are added to the file's: a storage component
-    takes :class:`StorageConstraints`, a container :class:`SpatialConstraints`; ``ValueError`` names the key."""
+    takes :class:`StorageConstraints`, a container :class:`SpatialConstraints`; ``ValueError`` names the key.
+    With a ``technology``, every component's figures come from its estimator (``estimate``, the host's); without
+    ``estimate``, a file whose figures would need scaling or a plugin's estimator is refused."""
     path = Path(path)
     data, pos = load_yaml(path)
     spec = validate(ArchitectureFile, data, pos)
@@ -332,6 +422,15 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
     level_rules: list[StorageConstraints | None] = []
     row_rules: list[SpatialConstraints | None] = []
     pending_rule: SpatialConstraints | None = None
+    estimates: list[Estimated] = []
+    if body.technology is not None and "technology" not in body.sources:
+        raise pos.error("a technology without a source (say in 'sources: {technology: ...}' where the node comes "
+                        "from, or tag it [A])", ("architecture", "sources"))
+    if body.technology is not None:
+        try:
+            check(body.technology.technology())
+        except SpecError as exc:
+            raise pos.error(str(exc), ("architecture", "technology")) from None
     for i, raw in enumerate(body.nodes):
         loc = ("architecture", "nodes", i)
         if compute is not None:
@@ -340,6 +439,13 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
         if not isinstance(raw, dict) or raw.get("_tag") not in ("Container", "Component"):
             raise pos.error("each node must be a !Container or a !Component mapping", loc)
         node = validate(kinds[kind], raw, pos.sub(loc), prefix=loc)
+        if not isinstance(node, Container):
+            if node.technology is not None and "technology" not in node.sources:
+                raise pos.error("a technology without a source (say in 'sources: {technology: ...}' where the "
+                                "figures were measured, or tag it [A])", loc + ("sources",))
+            attributes, record = _estimate(node, body, estimate, pos, loc)
+            node = node.model_copy(update={"attributes": attributes})
+            estimates.append(record)
         if isinstance(node, NetworkComponent):
             if storage or network_node:
                 raise pos.error("a network component is supported once, before the outermost storage level "
@@ -434,8 +540,9 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
         raise pos.error("the network component must be followed by the container whose instances it connects "
                         "(with spatial: {meshX, meshY})", network_node[1])
     return Architecture(body.name, body.clock_GHz, precision, tuple(storage), compute, str(path), digest, network,
-                        hashlib.sha256(path.read_bytes()).hexdigest(), rules if rules.any() else None)
+                        hashlib.sha256(path.read_bytes()).hexdigest(), rules if rules.any() else None,
+                        body.technology.technology() if body.technology else None, tuple(estimates))
 
 
-__all__ = ["Architecture", "StorageLevel", "ComputeUnit", "MappingRules", "StorageConstraints", "SpatialConstraints",
+__all__ = ["Architecture", "Estimate", "Estimated", "TechnologySpec", "StorageLevel", "ComputeUnit", "MappingRules", "StorageConstraints", "SpatialConstraints",
            "load_architecture"]

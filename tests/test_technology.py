@@ -1,0 +1,133 @@
+"""Technology nodes (issue 15): Stillmaker & Baas's scaling by hand, the range it covers, and the `table`
+component estimator through the host, the architecture file and `ntframe arch show`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import ntframe
+from ntframe.api import plugin_host
+from ntframe.cli import main
+from ntframe.components import ComponentEstimator
+from ntframe.errors import PluginError, SpecError
+from ntframe.hardware.architecture import load_architecture
+from ntframe.hardware.technology import Technology, area_scale, energy_scale, nominal_supply_V
+from ntframe.host import PluginHost
+from ntframe.runner import component_estimates
+from ntframe.testing import TINY_ARCH
+from ntframe_plugins import component_tables
+
+
+def test_energy_and_area_from_45_to_16_nm_by_hand():
+    # Table 5's energy fits at the PTM nominal supplies: HP45 at 1.0 V, HP16 at 0.85 V
+    e45 = 1.018 * 1.0 ** 2 - 0.3107 * 1.0 + 0.1539
+    e16 = 0.2958 * 0.85 ** 2 - 0.1241 * 0.85 + 0.03024
+    assert energy_scale(Technology(45), Technology(16)) == pytest.approx(e16 / e45, rel=1e-12)
+    assert e16 / e45 == pytest.approx(0.16079, abs=1e-5)
+    assert area_scale(45, 16) == 0.19 and area_scale(16, 45) == 5.3
+
+
+def test_the_papers_erratum_example():
+    # 1 pJ/op at 65 nm and 1.3 V is 0.4571 / 2.604 pJ/op at 32 nm and 0.9 V (the authors' erratum, Section 4.2.1)
+    assert energy_scale(Technology(65, 1.3), Technology(32, 0.9)) == pytest.approx(0.4571 / 2.604, rel=5e-4)
+
+
+def test_15_nm_is_interpolated_geometrically_between_16_and_14():
+    w = math.log(16 / 15) / math.log(16 / 14)
+    assert nominal_supply_V(15) == pytest.approx(math.exp((1 - w) * math.log(0.85) + w * math.log(0.8)))
+    v = nominal_supply_V(15)
+    e16 = 0.2958 * v * v - 0.1241 * v + 0.03024
+    e14 = 0.2363 * v * v - 0.09675 * v + 0.02239
+    e15 = math.exp((1 - w) * math.log(e16) + w * math.log(e14))
+    e45 = 1.018 * 0.81 - 0.3107 * 0.9 + 0.1539
+    assert energy_scale(Technology(45, 0.9), Technology(15)) == pytest.approx(e15 / e45, rel=1e-12)
+    assert area_scale(45, 15) == pytest.approx(math.exp((1 - w) * math.log(0.19) + w * math.log(0.17)), rel=1e-12)
+
+
+@pytest.mark.parametrize("node, volts", [(5, None), (250, None), (45, 0.3)])
+def test_outside_the_fitted_range_is_refused_with_the_range(node, volts):
+    with pytest.raises(SpecError, match=r"7-180 nm|0.5-2.0 V"):
+        energy_scale(Technology(45), Technology(node, volts))
+
+
+def scaled_tiny(node: str) -> str:
+    """The tiny architecture built at ``node``, its register file and MAC measured at 45 nm, 0.9 V."""
+    text = TINY_ARCH.replace("  precision_bits:", f"  technology: {node}\n  sources: {{technology: \"[A] test\"}}\n"
+                                                   "  precision_bits:")
+    for name in ("rf", "mac"):
+        text = text.replace(f"      name: {name}\n", f"      name: {name}\n"
+                                                      "      technology: {node_nm: 45, supply_V: 0.9}\n")
+    return text.replace("      sources: {capacity_bytes", "      sources: {technology: \"[A] test\", capacity_bytes") \
+        .replace("      sources: {mac_energy_pJ", "      sources: {technology: \"[A] test\", mac_energy_pJ")
+
+
+def test_the_table_estimator_scales_logic_and_leaves_dram(tmp_path):
+    path = tmp_path / "tiny16.yaml"
+    path.write_text(scaled_tiny("{node_nm: 16}"))
+    host = plugin_host()
+    arch = load_architecture(path, estimate=component_estimates(host))
+    factor = energy_scale(Technology(45, 0.9), Technology(16))
+    assert arch.compute.mac_energy_pJ == {16: pytest.approx(1.0 * factor, rel=1e-12)}
+    assert arch.compute.add_energy_pJ == {16: pytest.approx(0.5 * factor, rel=1e-12)}
+    rf, dram = arch.levels[1], arch.levels[0]
+    assert (rf.read_energy_pJ_per_bit, rf.write_energy_pJ_per_bit) == (pytest.approx(0.1 * factor),
+                                                                        pytest.approx(0.2 * factor))
+    assert (dram.read_energy_pJ_per_bit, dram.write_energy_pJ_per_bit) == (1.0, 2.0)
+    rows = {e.component: e for e in arch.estimates}
+    assert rows["rf"].estimator == "table" and rows["rf"].plugin.startswith("component-tables")
+    assert rows["rf"].scale == {"energy": pytest.approx(factor), "area": 0.19}
+    assert "not scaled" in rows["dram"].source
+    # the same figures at the node they were measured at: nothing scaled, and no plugin needed to load it
+    same = tmp_path / "tiny45.yaml"
+    same.write_text(scaled_tiny("{node_nm: 45, supply_V: 0.9}"))
+    assert load_architecture(same).compute.mac_energy_pJ == {16: 1.0}
+    with pytest.raises(ValueError, match="needs the component estimators"):
+        load_architecture(path)
+
+
+def test_arch_show_and_a_bad_node_in_the_file(tmp_path, capsys):
+    path = tmp_path / "tiny16.yaml"
+    path.write_text(scaled_tiny("{node_nm: 16}"))
+    assert main(["arch", "show", str(path), "--json"]) == 0
+    rows = {(r["component"], r["attribute"], r["bits"]): r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows[("mac", "mac_energy_pJ", 16)]["value"] == pytest.approx(energy_scale(Technology(45, 0.9),
+                                                                                     Technology(16)))
+    assert rows[("mac", "mac_energy_pJ", 16)]["source"] == "[A] test"
+    bad = tmp_path / "tiny5.yaml"
+    bad.write_text(scaled_tiny("{node_nm: 5}"))
+    assert main(["arch", "show", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "tiny5.yaml:5:" in err and "7-180 nm" in err and "architecture.technology" in err
+
+
+class Broken(ComponentEstimator):
+    name = "broken"
+    classes = ("regfile",)
+
+    def estimate(self, request):
+        raise ZeroDivisionError("no table")
+
+
+class Plugin:
+    @ntframe.hookimpl
+    def ntframe_register_component_estimators(self, register):
+        register(Broken)
+
+
+def test_a_broken_estimator_is_the_plugins_fault(tmp_path):
+    host = PluginHost()
+    host.register_module(component_tables, "component-tables")
+    host.register_module(Plugin(), "broken-estimator")
+    path = tmp_path / "tiny.yaml"
+    path.write_text(scaled_tiny("{node_nm: 16}").replace("      name: rf\n", "      name: rf\n      estimator: broken\n"))
+    with pytest.raises(PluginError, match="component estimator 'broken' from plugin 'broken-estimator' failed on "
+                                          "component 'rf': ZeroDivisionError"):
+        load_architecture(path, estimate=component_estimates(host))
+    with pytest.raises(SpecError, match="does not estimate compute"):
+        load_architecture(path.write_text(path.read_text().replace("      name: mac\n", "      name: mac\n"
+                                                                   "      estimator: broken\n").replace(
+            "      name: rf\n      estimator: broken\n", "      name: rf\n")) and path,
+            estimate=component_estimates(host))
