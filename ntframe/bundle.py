@@ -35,6 +35,11 @@ class Column:
     description: str
 
 
+SCOPES = ("datapath", "logic_die", "module", "system")
+"""Power scopes, each inside the next: the datapath's actions (MACs, adds); the logic die (the datapath, register
+files, buffers, the network, and the leakage of every logic-die component); the module (the logic die, the DRAM
+traffic as the memory backend prices it, the DRAM's leakage); the system (the module, and once several cubes are
+modelled their links and host interface: until then the module)."""
 OPERATION_COLUMNS: tuple[Column, ...] = (
     Column("name", "str", "operation: layer.phase, or layer.phase.part"),
     Column("layer", "str", "layer of the network"),
@@ -47,10 +52,16 @@ OPERATION_COLUMNS: tuple[Column, ...] = (
     Column("on_die_cycles", "float", "cycles of the logic die (compute and on-die levels), cost model"),
     Column("memory_cycles", "float", "cycles of the memory traffic, memory backend (logic-die clock)"),
     Column("latency_s", "float", "cycles / clock"),
-    Column("energy_pJ", "float", "on-die + memory energy"),
+    Column("energy_pJ", "float", "on-die + memory + static energy (the module's)"),
     Column("on_die_energy_pJ", "float", "energy of the logic die: datapath and on-die levels, cost model"),
     Column("memory_energy_pJ", "float", "energy of the memory traffic, memory backend"),
     Column("compute_energy_pJ", "float", "energy of the datapath actions alone (part of on_die_energy_pJ)"),
+    Column("static_energy_pJ", "float", "leakage of every component (logic die and DRAM) over the operation's latency"),
+    Column("datapath_energy_pJ", "float", "power scope datapath: the datapath's actions (MACs, adds)"),
+    Column("logic_die_energy_pJ", "float", "power scope logic die: on-die energy + the logic die's leakage"),
+    Column("module_energy_pJ", "float", "power scope module: the logic die + DRAM traffic + DRAM leakage (energy_pJ)"),
+    Column("system_energy_pJ", "float", "power scope system: the module + links and host interface (until "
+           "multi-cube systems: the module)"),
     Column("utilisation", "float", "useful operations / (peak operations per cycle x cycles), 0 to 1"),
     Column("dram_bytes", "int", "bytes read and written at the memory level, cost model"),
     Column("dram_read_bytes", "int", "bytes read at the memory level, cost model"),
@@ -81,6 +92,12 @@ PHASE_COLUMNS: tuple[Column, ...] = (
     Column("throughput_GFLOPS", "float", "flops / latency_s / 1e9"),
     Column("efficiency_GFLOPS_per_W", "float", "flops / energy in joules / 1e9"),
     Column("power_W", "float", "energy in joules / latency_s"),
+    Column("static_energy_pJ", "float", "leakage over the phase's latency"),
+    Column("datapath_GFLOPS_per_W", "float", "flops / the datapath scope's energy in joules / 1e9"),
+    Column("logic_die_GFLOPS_per_W", "float", "flops / the logic die scope's energy in joules / 1e9"),
+    Column("module_GFLOPS_per_W", "float", "flops / the module scope's energy in joules / 1e9 "
+           "(efficiency_GFLOPS_per_W)"),
+    Column("system_GFLOPS_per_W", "float", "flops / the system scope's energy in joules / 1e9"),
 )
 
 
@@ -160,7 +177,10 @@ def phase_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
                      "energy_share": agg["energy_pJ"] / total_energy if total_energy else 0.0,
                      "throughput_GFLOPS": agg["flops"] / latency / 1e9 if latency else 0.0,
                      "efficiency_GFLOPS_per_W": agg["flops"] / energy_J / 1e9 if energy_J else 0.0,
-                     "power_W": energy_J / latency if latency else 0.0})
+                     "power_W": energy_J / latency if latency else 0.0,
+                     "static_energy_pJ": agg["static_energy_pJ"],
+                     **{f"{scope}_GFLOPS_per_W": agg["flops"] / (agg[f"{scope}_energy_pJ"] * 1e-12) / 1e9
+                        if agg[f"{scope}_energy_pJ"] else 0.0 for scope in SCOPES}})
     return rows
 
 
@@ -391,4 +411,4 @@ class Results:
 
 
 __all__ = ["Results", "Written", "write_bundle", "csv_text", "operation_rows", "phase_rows", "OPERATION_COLUMNS",
-           "PHASE_COLUMNS", "SCHEMA", "SCHEMA_VERSION", "atomic_write"]
+           "PHASE_COLUMNS", "SCHEMA", "SCOPES", "SCHEMA_VERSION", "atomic_write"]

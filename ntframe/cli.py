@@ -104,11 +104,23 @@ def _print_summary(document: dict) -> None:
         f"latency {t['latency_s'] * 1e3:.4f} ms, energy {t['energy_pJ'] / 1e6:,.2f} µJ, "
         f"throughput {t['throughput_GFLOPS']:,.1f} GFLOPS, efficiency {t['efficiency_GFLOPS_per_W']:,.1f} GFLOPS/W, "
         f"power {t['power_W']:.3f} W", highlight=False)
+    console.print(_scopes_line(document), highlight=False)
     console.print("by: " + ", ".join(f"{sec}={p['component']} ({p['plugin']} {p['version']})"
                                       for sec, p in prov.items()), highlight=False)
     memory = _memory_line(document)
     if memory:
         console.print(memory, highlight=False)
+
+
+def _scopes_line(document: dict) -> str:
+    """GFLOPS/W of each power scope side by side, and the leakage counted (naming what had no figure)."""
+    t = document["totals"]
+    scopes = ", ".join(f"{scope.replace('_', ' ')} {figures['efficiency_GFLOPS_per_W']:,.1f}"
+                       for scope, figures in t["scopes"].items())
+    without = [c["component"] for c in document["provenance"]["architecture"]["components"]
+               if c.get("static_power_mW") is None]
+    return (f"GFLOPS/W by power scope: {scopes}; static (leakage) energy {t['static_energy_pJ'] / 1e6:,.2f} µJ"
+            + (f" (no leakage figure for {', '.join(without)})" if without else ""))
 
 
 def _memory_line(document: dict) -> str:
@@ -362,9 +374,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_arch(args: argparse.Namespace) -> int:
-    """The architecture's components with their figures as a run uses them (Accelergy's ERT): per component and
-    energy attribute, the figure at the architecture's technology, the scale applied, the estimator and its
-    plugin, and the source."""
+    """The architecture's components with their figures as a run uses them (Accelergy's ERT and ART): per
+    component and energy attribute, the figure at the architecture's technology, the scale applied, the estimator
+    and its plugin, and the source; per component its area and static power; the logic die's and the DRAM's sums."""
     from ntframe.hardware.architecture import load_architecture
     from ntframe.paths import resolve_path
     from ntframe.runner import component_estimates
@@ -373,29 +385,45 @@ def cmd_arch(args: argparse.Namespace) -> int:
                                  estimate=component_estimates(_host()))
     except ValueError as exc:
         raise SpecError(str(exc)) from None
+
+    def source(e, key: str) -> str:       # a table's figure keeps the file's source; another estimator's is its own
+        if e.estimator in ("table", "as given"):
+            return e.sources.get(key, "") + ("" if e.scale.get("energy", 1.0) == 1.0 else f"; {e.source}")
+        return e.source
     rows = [{"component": e.component, "class": e.component_class, "attribute": key,
              "bits": bits, "value": value, "energy_scale": e.scale.get("energy"), "estimator": e.estimator,
-             "plugin": e.plugin, "measured_at": e.measured_at, "source": e.sources.get(key, ""),
-             "estimate": e.source}
+             "plugin": e.plugin, "measured_at": e.measured_at, "source": source(e, key)}
             for e in arch.estimates for key, figure in e.energies.items()
             for bits, value in (figure.items() if isinstance(figure, dict) else [(None, figure)])]
+    parts = [{"component": e.component, "class": e.component_class, "instances": e.instances,
+              "area_um2": e.area_um2, "static_power_mW": e.static_power_mW} for e in arch.estimates]
+    silicon = arch.silicon()
+    technology = arch.technology.label() if arch.technology else None
     if args.json:
-        print(json.dumps({"architecture": arch.name, "file": arch.source,
-                          "technology": arch.technology.label() if arch.technology else None, "rows": rows}, indent=1))
+        print(json.dumps({"architecture": arch.name, "file": arch.source, "technology": technology, "rows": rows,
+                          "components": parts, "totals": silicon}, indent=1))
         return 0
-    print(f"{arch.name} ({arch.source}): technology "
-          f"{arch.technology.label() if arch.technology else 'not given (figures as the file gives them)'}")
-    table = [("component", "class", "energy", "at target", "scale", "estimator", "measured at", "source")]
-    for r in rows:
-        what = r["attribute"] + (f"[{r['bits']}b]" if r["bits"] is not None else "")
-        table.append((r["component"], r["class"], what, f"{r['value']:.4g}",
-                      "" if r["energy_scale"] is None else f"{r['energy_scale']:.4g}",
-                      r["estimator"] + (f" ({r['plugin']})" if r["plugin"] else ""), r["measured_at"],
-                      r["source"] + ("" if r["energy_scale"] in (None, 1.0) else f"; {r['estimate']}")))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+    print(f"{arch.name} ({arch.source}): technology {technology or 'not given (figures as the file gives them)'}")
+    print(_table([("component", "class", "energy", "at target", "scale", "estimator", "measured at", "source")] + [
+        (r["component"], r["class"], r["attribute"] + (f"[{r['bits']}b]" if r["bits"] is not None else ""),
+         f"{r['value']:.4g}", "" if r["energy_scale"] is None else f"{r['energy_scale']:.4g}",
+         r["estimator"] + (f" ({r['plugin']})" if r["plugin"] else ""), r["measured_at"], r["source"])
+        for r in rows]))
+    print()
+    print(_table([("component", "instances", "area um2 (each)", "static mW (each)")] + [
+        (p["component"], str(p["instances"]), "unknown" if p["area_um2"] is None else f"{p['area_um2']:.4g}",
+         "unknown" if p["static_power_mW"] is None else f"{p['static_power_mW']:.4g}") for p in parts]))
+    for scope, figures in silicon.items():
+        unknown = sorted(set(figures["unknown_area"]) | set(figures["unknown_static"]))
+        print(f"{scope.replace('_', ' ')}: {figures['area_um2'] / 1e6:.4g} mm2, static {figures['static_power_mW']:.4g} mW"
+              + (f" (without {', '.join(unknown)}: no figure given)" if unknown else ""))
     return 0
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    """Rows as aligned columns, the last one unpadded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

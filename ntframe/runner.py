@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ntframe import __version__, checks
-from ntframe.bundle import SCHEMA, SCHEMA_VERSION
+from ntframe.bundle import SCHEMA, SCHEMA_VERSION, SCOPES
 from ntframe.cache import MappingCache, cache_folder, from_json
 from ntframe.components import (Component, ComponentEstimate, ComponentEstimator, CostModel, EstimateRequest,
                                 WorkloadRequest)
@@ -424,10 +424,17 @@ def _memory_key(resolved: Resolved, mb_reg: Registered, memory, op: Operation, m
 
 def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) -> dict[str, Any]:
     """One operation's figures: the cost model's on-die share and the memory backend's memory share
-    (``mem=None``: the cost model's own pricing of the memory level)."""
+    (``mem=None``: the cost model's own pricing of the memory level), with every component's leakage over the
+    operation's latency (:meth:`Architecture.silicon`), and the energy of each power scope (:data:`SCOPES`)."""
     mem_cycles = mem.cycles if mem else (compute.memory_level.bandwidth_bound_cycles if compute.memory_level else 0.0)
     mem_energy = mem.energy_pJ if mem else compute.energy_pJ - compute.on_die_energy_pJ
     cycles = max(compute.on_die_cycles, mem_cycles)
+    silicon = arch.silicon()
+    latency_ns = cycles / arch.clock_GHz
+    logic_static = silicon["logic_die"]["static_power_mW"] * latency_ns     # mW x ns = pJ
+    dram_static = silicon["dram"]["static_power_mW"] * latency_ns
+    logic_die = compute.on_die_energy_pJ + logic_static
+    module = logic_die + mem_energy + dram_static
     read_bytes = sum(compute.dram_read_bytes_by_tensor.values())
     write_bytes = sum(compute.dram_write_bytes_by_tensor.values())
     levels = to_jsonable(compute.levels)
@@ -441,10 +448,13 @@ def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) 
         "on_die_cycles": compute.on_die_cycles,
         "memory_cycles": mem_cycles,
         "compute_cycles": compute.compute_cycles,
-        "energy_pJ": compute.on_die_energy_pJ + mem_energy,
+        "energy_pJ": module,
         "on_die_energy_pJ": compute.on_die_energy_pJ,
         "memory_energy_pJ": mem_energy,
         "compute_energy_pJ": compute.compute_energy_pJ,
+        "static_energy_pJ": logic_static + dram_static,
+        **{f"{scope}_energy_pJ": value for scope, value in zip(SCOPES, (compute.compute_energy_pJ, logic_die,
+                                                                        module, module))},
         "utilisation": op.points * op.ops_per_point / (arch.peak_ops_per_cycle * cycles) if cycles else 0.0,
         "dram_bytes": read_bytes + write_bytes,
         "dram_read_bytes": read_bytes,
@@ -475,11 +485,23 @@ def network_summary(network: Network, operations: list[Operation]) -> dict[str, 
             "activation_stash_bytes_by_tensor": stash}
 
 
+def scope_figures(agg: dict[str, Any], latency_s: float) -> dict[str, dict[str, float]]:
+    """Per power scope: its energy, the FLOPs per joule of it (GFLOPS/W) and its mean power over ``latency_s``."""
+    out = {}
+    for scope in SCOPES:
+        energy_J = agg[f"{scope}_energy_pJ"] * 1e-12
+        out[scope] = {"energy_pJ": agg[f"{scope}_energy_pJ"],
+                      "efficiency_GFLOPS_per_W": agg["flops"] / energy_J / 1e9 if energy_J else 0.0,
+                      "power_W": energy_J / latency_s if latency_s else 0.0}
+    return out
+
+
 def _document(resolved: Resolved, network: Network, operations: list[Operation],
               rows: list[OperationRow]) -> dict[str, Any]:
     arch = resolved.architecture
     ops_out = []
-    totals = {"macs": 0, "flops": 0, "cycles": 0.0, "energy_pJ": 0.0, "dram_bytes": 0}
+    summed = ("cycles", "energy_pJ", "dram_bytes", "static_energy_pJ", *(f"{s}_energy_pJ" for s in SCOPES))
+    totals: dict[str, Any] = {"macs": 0, "flops": 0, **{k: 0 if k == "dram_bytes" else 0.0 for k in summed}}
     for row in rows:
         op = row.op
         base = {"name": op.name, "layer": op.layer, "phase": op.phase.value, "kind": op.kind.value,
@@ -493,9 +515,8 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
                         "latency_s": rec["cycles"] / (arch.clock_GHz * 1e9)})
         totals["macs"] += op.macs
         totals["flops"] += op.flops
-        totals["cycles"] += rec["cycles"]
-        totals["energy_pJ"] += rec["energy_pJ"]
-        totals["dram_bytes"] += rec["dram_bytes"]
+        for key in summed:
+            totals[key] += rec[key]
     latency = totals["cycles"] / (arch.clock_GHz * 1e9)
     energy_J = totals["energy_pJ"] * 1e-12
     totals.update({
@@ -503,6 +524,7 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
         "throughput_GFLOPS": totals["flops"] / latency / 1e9 if latency else 0.0,
         "efficiency_GFLOPS_per_W": totals["flops"] / energy_J / 1e9 if energy_J else 0.0,
         "power_W": energy_J / latency if latency else 0.0,
+        "scopes": scope_figures(totals, latency),
         "operations_ok": sum(1 for r in rows if not r.error),
         "operations_failed": sum(1 for r in rows if r.error),
     })
@@ -510,7 +532,9 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
     for row in ops_out:
         if row["status"] != "ok":
             continue
-        agg = by_phase.setdefault(row["phase"], {"macs": 0, "flops": 0, "cycles": 0.0, "energy_pJ": 0.0})
+        agg = by_phase.setdefault(row["phase"], {"macs": 0, "flops": 0, "cycles": 0.0, "energy_pJ": 0.0,
+                                                 "static_energy_pJ": 0.0,
+                                                 **{f"{s}_energy_pJ": 0.0 for s in SCOPES}})
         for k in agg:
             agg[k] += row[k]
     comps = resolved.components
@@ -537,4 +561,5 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
             "provenance": provenance}
 
 
-__all__ = ["resolve", "run", "map_operation", "simulate_memory", "combine", "operations_of", "Resolved"]
+__all__ = ["resolve", "run", "map_operation", "simulate_memory", "combine", "operations_of", "Resolved",
+           "scope_figures"]

@@ -221,7 +221,8 @@ DATA_KEYS = {                      # containers whose keys are data, and how doc
     "operations[].tensor_bytes": "<tensor>", "operations[].levels[].tensors": "<data space>",
     "operations[].search.invalid_reasons": "<reason>", "phases": "<phase>",
     "provenance.architecture.precision_bits": "<phase>", "provenance.overrides": "<path>",
-    "provenance.plugins": "<section>", "provenance.architecture.components[].scale": "<quantity>"}
+    "provenance.plugins": "<section>", "provenance.architecture.components[].scale": "<quantity>",
+    "totals.scopes": "<scope>"}
 WHOLE = {"provenance.resolved_spec", "operations[].mapping", "provenance.architecture.components[].energies",
          "provenance.architecture.components[].sources"}      # documented as a whole
 

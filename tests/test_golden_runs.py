@@ -13,8 +13,8 @@ those lines priced inside price() rather than patched in after it, which moves f
 the memory-gap fields; then the search's DRAM estimate taken from the trace's boxes in the vault-local layout,
 and the trace's strided gaps and shares rounded to the nearest whole, which change mappings and counted lines;
 then the re-ranking's ties broken by the fewest DRAM steps), and for issue 15 (the provenance's architecture
-technology and per-component estimates: every figure the same, the documents without those two keys hash as
-before), with
+technology and per-component estimates, the static energy and the power scopes of every operation, phase and
+the totals: every figure the same, the documents without those keys hash as before), with
 this test's own specs and normalisation (``ntframe run SPEC -o DIR``, then :func:`canonical`). A change that
 moves code must keep them; a change meant to alter figures re-records them and says why in its commit.
 
@@ -38,14 +38,14 @@ from tests.conftest import EXAMPLE, ROOT
 ZOO = ["alexnet", "vgg16", "resnet50", "lstm_lm", "mlp", "cnn_rnn", "transformer"]
 
 RECORDED = {
-    "example": "1117dd1da3b776780e9ed95f185261173a14cbeadae847d817ac44160873dbdb",
-    "alexnet": "930f172c1e7c8675e67584e044a3cd04c95c910f3bda9747ebf844f74562cd24",
-    "vgg16": "6e3ea14a16a2b6a8d8a07262ca80d92b4bcf33f504c9115c645eb451cd2f342f",
-    "resnet50": "9df6e49d4f8890e02d5680abca9cff4a842ac9216e181d5a77d1eaa84cc65762",
-    "lstm_lm": "11c24d1e79f271638af4158e45ecf788927506a30d6544d4ce02643ab78c4a61",
-    "mlp": "c25761d556f5ab25e18f346055aed2a62a512d633aff898171bb5792947e077e",
-    "cnn_rnn": "0641d718f5b8e604aed80195a5eaa2b1775dc07fb8c1e1f0d8fa775ff29db0b6",
-    "transformer": "731ca4280cf4ae9d3b00fe8b71dccfac8760f6737bd6c35677e03c84d3998fb6",
+    "example": "d119d29611b0cf1f1930a729fa5af440e32657ee7a189c68f4b9abce1c09aa73",
+    "alexnet": "695b401d27e74887adbc14bcd6c369dea2f457faf0e2cd3597c5604ba8ac4090",
+    "vgg16": "b8bdf3b565609c1803dda1cf5effe6506844d2b574d52021dca2a0f841b08c1a",
+    "resnet50": "05b663cf95d2c2e018edddf9b810a77f84f2d7c06ffed081b4f7fdf27c367940",
+    "lstm_lm": "45ffd4c4a68ef348349c835f8a26ccd3cd75e0cfe9339566d8569440c081b3a1",
+    "mlp": "33b092dc9d3d68380280deeffdd98f7d9480b20e164925e959cf128c7bac1363",
+    "cnn_rnn": "d8e2af71bb23121f3c3f0b3c1c3f36846830c8625f98e6db427259f5969ad57a",
+    "transformer": "266ed472748a1d9b5e0c4f20b551ecf38a34d10545d8b9636246bd1f32b8c7bb",
 }
 
 
@@ -97,6 +97,11 @@ def test_results_match_the_recorded_run(name, tmp_path):
     for op in document["operations"]:        # one byte count: the memory backend's are the cost model's
         assert (op["memory"]["read_bytes"], op["memory"]["write_bytes"]) == (op["dram_read_bytes"],
                                                                            op["dram_write_bytes"]), op["name"]
+    scopes = ("datapath_energy_pJ", "logic_die_energy_pJ", "module_energy_pJ", "system_energy_pJ")
+    for holder in [*(op for op in document["operations"] if op["status"] == "ok"), document["totals"],
+                   *document["phases"].values()]:     # the power scopes nest (issue 15)
+        assert [holder[k] for k in scopes] == sorted(holder[k] for k in scopes)
+        assert holder["module_energy_pJ"] == holder["energy_pJ"]
     text = canonical(document)
     assert hashlib.sha256(text.encode()).hexdigest() == RECORDED[name]
 

@@ -19,7 +19,8 @@ from ntframe.workload.training import expand
 from tests.conftest import EXAMPLE, ntframe_cmd
 
 UNITLESS = {"name", "layer", "phase", "kind", "status", "macs", "flops", "utilisation", "mapper", "cost_model",
-            "memory", "error", "operations_ok", "operations_failed", "memory_energy_gap", "memory_cycles_gap"}
+            "memory", "error", "operations_ok", "operations_failed", "memory_energy_gap", "memory_cycles_gap",
+            "scopes", "area"}          # the last two hold figures with units in their own keys
 UNITS = ("_pJ", "_cycles", "cycles", "_bytes", "bytes", "_s", "_GFLOPS", "_per_W", "_W")
 
 
@@ -50,7 +51,7 @@ def test_results_bundle_fields_units_and_totals(tmp_path, host):
     assert t["throughput_GFLOPS"] == pytest.approx(t["flops"] / t["latency_s"] / 1e9)
     assert t["efficiency_GFLOPS_per_W"] == pytest.approx(t["flops"] / (t["energy_pJ"] * 1e-12) / 1e9)
     for o in ops:
-        assert o["energy_pJ"] == pytest.approx(o["on_die_energy_pJ"] + o["memory_energy_pJ"])
+        assert o["energy_pJ"] == pytest.approx(o["on_die_energy_pJ"] + o["memory_energy_pJ"] + o["static_energy_pJ"])
         assert o["cycles"] == max(o["on_die_cycles"], o["memory_cycles"])
         assert o["producers"] == {"mapper": "native", "cost_model": "native", "memory": "hmc-analytic"}
         for key in o:

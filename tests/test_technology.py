@@ -19,6 +19,7 @@ from ntframe.host import PluginHost
 from ntframe.runner import component_estimates
 from ntframe.testing import TINY_ARCH
 from ntframe_plugins import component_tables
+from tests.conftest import ROOT
 
 
 def test_energy_and_area_from_45_to_16_nm_by_hand():
@@ -27,7 +28,8 @@ def test_energy_and_area_from_45_to_16_nm_by_hand():
     e16 = 0.2958 * 0.85 ** 2 - 0.1241 * 0.85 + 0.03024
     assert energy_scale(Technology(45), Technology(16)) == pytest.approx(e16 / e45, rel=1e-12)
     assert e16 / e45 == pytest.approx(0.16079, abs=1e-5)
-    assert area_scale(45, 16) == 0.19 and area_scale(16, 45) == 5.3
+    assert area_scale(45, 16) == 0.19 and area_scale(16, 45) == 5.3 and area_scale(7, 180) == 320
+    assert nominal_supply_V(45) == 1.0 and nominal_supply_V(7) == 0.7 and nominal_supply_V(180) == 1.8
 
 
 def test_the_papers_erratum_example():
@@ -95,7 +97,8 @@ def test_arch_show_and_a_bad_node_in_the_file(tmp_path, capsys):
     rows = {(r["component"], r["attribute"], r["bits"]): r for r in json.loads(capsys.readouterr().out)["rows"]}
     assert rows[("mac", "mac_energy_pJ", 16)]["value"] == pytest.approx(energy_scale(Technology(45, 0.9),
                                                                                      Technology(16)))
-    assert rows[("mac", "mac_energy_pJ", 16)]["source"] == "[A] test"
+    assert rows[("mac", "mac_energy_pJ", 16)]["source"].startswith("[A] test; scaled x0.1981 from 45 nm, 0.9 V to 16 nm")
+    assert "interpolated" not in rows[("mac", "mac_energy_pJ", 16)]["source"]
     bad = tmp_path / "tiny5.yaml"
     bad.write_text(scaled_tiny("{node_nm: 5}"))
     assert main(["arch", "show", str(bad)]) == 2
@@ -131,3 +134,14 @@ def test_a_broken_estimator_is_the_plugins_fault(tmp_path):
                                                                    "      estimator: broken\n").replace(
             "      name: rf\n      estimator: broken\n", "      name: rf\n")) and path,
             estimate=component_estimates(host))
+
+
+@pytest.mark.parametrize("name", sorted(str(p.relative_to(p.parents[1])).removesuffix(".yaml")
+                                        for p in (ROOT / "arch_specs").glob("*/*.yaml")))
+def test_arch_show_on_every_shipped_architecture(name, capsys):
+    assert main(["arch", "show", name, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    arch = load_architecture(ROOT / "arch_specs" / f"{name}.yaml")
+    assert {r["component"] for r in shown["rows"]} == {e.component for e in arch.estimates}
+    assert all(r["source"].startswith("[") for r in shown["rows"]), "every shipped number carries its source tag"
+    assert main(["arch", "show", name]) == 0 and "logic die:" in capsys.readouterr().out

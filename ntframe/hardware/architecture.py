@@ -18,6 +18,7 @@ change no result (it seeds the mapping search and keys the mapping cache); ``fil
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -49,14 +50,19 @@ class StorageAttributes(_Strict):
     bandwidth_GBps: PositiveFloat | None = None
     """Bandwidth of one instance in GB/s (10^9 bytes per second); or give ``bandwidth_bytes_per_cycle``."""
     bandwidth_bytes_per_cycle: PositiveFloat | None = None
-    read_energy_pJ_per_bit: float = Field(ge=0)
-    write_energy_pJ_per_bit: float = Field(ge=0)
+    read_energy_pJ_per_bit: float | None = Field(None, ge=0)
+    """Required, from the file or from the component's estimator."""
+    write_energy_pJ_per_bit: float | None = Field(None, ge=0)
     activation_energy_pJ: float | None = Field(None, ge=0)
     """DRAM: energy of one activate + precharge of a row (memory backends that model banks read it)."""
     array_energy_pJ_per_bit: float | None = Field(None, ge=0)
     """DRAM: energy per bit moved between the array and the logic die (array and TSVs), activations aside."""
     logic_energy_pJ_per_bit: float | None = Field(None, ge=0)
     """DRAM: energy per bit in the logic die's vault controller and interconnect."""
+    area_um2: float | None = Field(None, ge=0)
+    """Area of one instance at the node its figures were measured at (the estimator scales it)."""
+    static_power_mW: float | None = Field(None, ge=0)
+    """Leakage power of one instance, likewise."""
     timings: dict[str, float] = {}
     """DRAM: timing parameters by name (the hmc-analytic bank model reads the numeric fields of
     ntframe.memory.hmc_bank.HMCParams: tCK_ns, tCL, tRCD, ...)."""
@@ -74,6 +80,10 @@ class ComputeAttributes(_Strict):
     add_energy_pJ: dict[PositiveInt, float]
     """Energy of one add/compare, by operand precision in bits."""
     ops_per_cycle: PositiveInt = 1
+    area_um2: float | None = Field(None, ge=0)
+    """Area of one instance at the node its figures were measured at (the estimator scales it)."""
+    static_power_mW: float | None = Field(None, ge=0)
+    """Leakage power of one instance, likewise."""
 
 
 Factor = PositiveInt | Annotated[str, StringConstraints(pattern=r"^<=\s*[1-9][0-9]*$")]
@@ -157,6 +167,10 @@ class NetworkAttributes(_Strict):
     """Energy to move one bit across one link of the mesh (router included)."""
     link_bandwidth_bytes_per_cycle: PositiveFloat
     """Bandwidth of one directional link."""
+    area_um2: float | None = Field(None, ge=0)
+    """Area of one router (with its links) at the node its figures were measured at (the estimator scales it)."""
+    static_power_mW: float | None = Field(None, ge=0)
+    """Leakage power of one router (with its links), likewise."""
 
 
 class NetworkComponent(_Strict):
@@ -280,6 +294,9 @@ class Estimated:
     scale: dict
     source: str                     # the estimator's
     sources: dict                   # the file's, per energy attribute
+    instances: int = 0              # in the whole system (a network: its routers)
+    area_um2: float | None = None   # per instance, at the target (None: unknown)
+    static_power_mW: float | None = None
 
 
 @dataclass(frozen=True)
@@ -322,6 +339,22 @@ class Architecture:
     def peak_ops_per_cycle(self) -> int:
         return self.compute.instances * self.compute.ops_per_cycle
 
+    def silicon(self) -> dict[str, dict]:
+        """Area and static power, summed over every instance, of the logic die (every component but DRAM) and of
+        the DRAM: ``{"logic_die": {"area_um2", "static_power_mW", "unknown_area", "unknown_static"}, "dram":
+        {...}}``, the ``unknown_*`` lists naming the components whose figure no file or estimator gave (their
+        share is left out of the sums, not guessed)."""
+        out: dict[str, dict] = {}
+        for scope, members in (("logic_die", [e for e in self.estimates if e.component_class != "DRAM"]),
+                               ("dram", [e for e in self.estimates if e.component_class == "DRAM"])):
+            out[scope] = {
+                "area_um2": sum(e.area_um2 * e.instances for e in members if e.area_um2 is not None),
+                "static_power_mW": sum(e.static_power_mW * e.instances for e in members
+                                       if e.static_power_mW is not None),
+                "unknown_area": [e.component for e in members if e.area_um2 is None],
+                "unknown_static": [e.component for e in members if e.static_power_mW is None]}
+        return out
+
 
 def _mesh(spatial: Spatial) -> int:
     return spatial.meshX * spatial.meshY
@@ -359,14 +392,17 @@ Estimate = Callable[[str, EstimateRequest], tuple[ComponentEstimate, str]]
 """``(estimator name, request) -> (estimate, "plugin version")``: the host's component estimators."""
 
 
-def _estimate(node, body: ArchitectureBody, estimate: Estimate | None, pos, loc: tuple) -> tuple[object, Estimated]:
+def _estimate(node, body: ArchitectureBody, estimate: Estimate | None, pos, loc: tuple,
+              instances: int) -> tuple[object, Estimated]:
     """The component's attributes at the architecture's technology, by its estimator, and the record of it."""
     attributes = node.attributes
     energies = energy_attributes(attributes.model_dump())
     sources = {k: node.sources.get(k, "") for k in energies}
+    given = (attributes.area_um2, attributes.static_power_mW)
     if body.technology is None:
         return attributes, Estimated(node.name, node.class_, "as given", "", "", "", energies, {},
-                                     "the file's figures (the architecture names no technology)", sources)
+                                     "the file's figures (the architecture names no technology)", sources,
+                                     instances, *given)
     target = body.technology.technology()
     measured = (node.technology or body.technology).technology()
     try:
@@ -380,18 +416,25 @@ def _estimate(node, body: ArchitectureBody, estimate: Estimate | None, pos, loc:
                              "through a run (ntframe.run, the command line), which has the plugins")
         return attributes, Estimated(node.name, node.class_, "table", "", measured.label(), target.label(),
                                      energies, {"energy": 1.0, "area": 1.0}, "the file's figures, at the target",
-                                     sources)
-    request = EstimateRequest(node.name, node.class_, attributes.model_dump(exclude_none=True), measured, target)
+                                     sources, instances, *given)
+    request = EstimateRequest(node.name, node.class_, attributes.model_dump(exclude_none=True), measured, target,
+                              body.clock_GHz)
     try:
         got, plugin = estimate(node.estimator, request)
     except SpecError as exc:
         raise pos.error(f"component '{node.name}': {exc}", loc + ("estimator",)) from None
-    if set(got.energies) != set(energies) or not all(_finite(got.energies[k]) for k in energies):
-        raise pos.error(f"component '{node.name}': estimator '{node.estimator}' ({plugin}) returned the energies "
-                        f"{sorted(got.energies)}, not finite figures for {sorted(energies)}", loc + ("estimator",))
+    allowed = energy_attributes(dict.fromkeys(type(attributes).model_fields, 0))
+    wrong = sorted(k for k, v in got.energies.items() if k not in allowed or not _finite(v))
+    wrong += [k for k, v in (("area_um2", got.area_um2), ("static_power_mW", got.static_power_mW))
+              if v is not None and not _finite(v)]
+    if wrong:
+        raise pos.error(f"component '{node.name}': estimator '{node.estimator}' ({plugin}) returned {', '.join(wrong)}"
+                        f" not as finite figures, 0 or more, of this component's attributes ({', '.join(allowed)}, "
+                        "area_um2, static_power_mW)", loc + ("estimator",))
+    energies = {**energies, **got.energies}
     return (attributes.model_copy(update=got.energies),
-            Estimated(node.name, node.class_, node.estimator, plugin, measured.label(), target.label(), got.energies,
-                      dict(got.scale), got.source, sources))
+            Estimated(node.name, node.class_, node.estimator, plugin, measured.label(), target.label(), energies,
+                      dict(got.scale), got.source, sources, instances, got.area_um2, got.static_power_mW))
 
 
 def _finite(value) -> bool:
@@ -439,18 +482,26 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
         if not isinstance(raw, dict) or raw.get("_tag") not in ("Container", "Component"):
             raise pos.error("each node must be a !Container or a !Component mapping", loc)
         node = validate(kinds[kind], raw, pos.sub(loc), prefix=loc)
+        declared = getattr(node, "attributes", None)        # as the file gives them (each needs its source)
         if not isinstance(node, Container):
             if node.technology is not None and "technology" not in node.sources:
                 raise pos.error("a technology without a source (say in 'sources: {technology: ...}' where the "
                                 "figures were measured, or tag it [A])", loc + ("sources",))
-            attributes, record = _estimate(node, body, estimate, pos, loc)
+            attributes, record = _estimate(node, body, estimate, pos, loc,
+                                           total * _mesh(getattr(node, "spatial", Spatial())))
             node = node.model_copy(update={"attributes": attributes})
             estimates.append(record)
+            unset = [k for k in ("read_energy_pJ_per_bit", "write_energy_pJ_per_bit")
+                     if isinstance(node, StorageComponent) and getattr(attributes, k) is None]
+            if unset:
+                raise pos.error(f"component '{node.name}' has no {' and no '.join(unset)}: give them under its "
+                                f"attributes, each with its source, or name an estimator that gives them",
+                                loc + ("attributes",))
         if isinstance(node, NetworkComponent):
             if storage or network_node:
                 raise pos.error("a network component is supported once, before the outermost storage level "
                                 "(it connects that level's instances, e.g. the vaults)", loc)
-            missing = [k for k in node.attributes.model_dump() if k not in node.sources]
+            missing = [k for k in declared.model_dump(exclude_none=True) if k not in node.sources]
             if missing:
                 raise pos.error(f"attributes without a source: {', '.join(missing)}", loc + ("sources",))
             network_node = (node, loc)
@@ -489,7 +540,7 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
             except ValueError as exc:
                 raise pos.error(str(exc), loc + ("constraints",)) from None
         if isinstance(node, (StorageComponent, ComputeComponent)):
-            missing = [k for k, v in node.attributes.model_dump(exclude_none=True, exclude_unset=True).items()
+            missing = [k for k, v in declared.model_dump(exclude_none=True, exclude_unset=True).items()
                        if k not in node.sources]
             if missing:
                 raise pos.error(f"attributes without a source: {', '.join(missing)} (every number needs "
@@ -528,6 +579,9 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
     if extra:
         raise ValueError(f"constraints name nodes the architecture lacks: {', '.join(sorted(extra))} (its nodes: "
                          f"{', '.join(str(n.get('name')) for n in body.nodes if isinstance(n, dict))})")
+    if network is not None:             # a network's instances are its routers, one per vault
+        estimates = [dataclasses.replace(e, instances=network.mesh[0] * network.mesh[1])
+                     if e.component == network.name else e for e in estimates]
     rules = MappingRules(tuple(level_rules), tuple(row_rules))
     meaning = {"clock_GHz": body.clock_GHz, "cubes": cubes,
                "precision_bits": {phase.value: bits for phase, bits in precision.items()},

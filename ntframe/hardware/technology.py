@@ -86,8 +86,8 @@ def _neighbours(node_nm: float) -> tuple[int, int, float]:
                         f"({NODES[-1]}-{NODES[0]} nm; Stillmaker & Baas 2017)")
     for big, small in zip(NODES, NODES[1:]):
         if small <= node_nm <= big:
-            if node_nm == big:
-                return big, big, 0.0
+            if node_nm in (big, small):
+                return int(node_nm), int(node_nm), 0.0
             return big, small, math.log(big / node_nm) / math.log(big / small)
     return NODES[-1], NODES[-1], 0.0
 
@@ -159,17 +159,22 @@ class EstimateRequest:
     attributes: dict                # the file's attributes (its figures measured at ``measured_at``)
     measured_at: Technology         # the technology the file's figures come from
     target: Technology              # the architecture's
+    clock_GHz: float                # the architecture's clock
 
 
 @dataclass(frozen=True)
 class ComponentEstimate:
-    """What an estimator returns: the component's energy attributes at the target technology (the keys of
-    :func:`energy_attributes` of the request's attributes; a compute unit's per-precision tables as tables), the
-    scale factors applied (``{"energy": ..., "area": ...}``, 1.0 where nothing was scaled) and its source."""
+    """What an estimator returns: the component's energy attributes at the target technology (keys as
+    :func:`energy_attributes` gives them; a compute unit's per-precision tables as tables; the ones it returns
+    replace the file's), the scale factors applied (``{"energy": ..., "area": ...}``, 1.0 where nothing was
+    scaled), its source, and per instance of the component its area and static (leakage) power where it knows
+    them (None where not)."""
 
     energies: dict
     scale: dict
     source: str
+    area_um2: float | None = None
+    static_power_mW: float | None = None
 
 
 def energy_attributes(attributes: dict) -> dict:
