@@ -37,6 +37,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     resolved = _load(args)
     arch = resolved.architecture
     network, operations = operations_of(resolved)        # the workload is read and expanded too, not simulated
+    from ntframe.runner import area_warning
+    warning = area_warning(arch, resolved.loaded.spec.architecture.die_area_mm2)
+    if warning:
+        print(warning, file=sys.stderr)
     print(f"{args.spec}: valid. architecture '{arch.name}': "
           + ", ".join(f"{lvl.name}×{lvl.instances}" for lvl in arch.levels)
           + f", {arch.compute.name}×{arch.compute.instances}; workload '{network.name}': {len(network.layers)} "
@@ -63,6 +67,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                       operation_timeout_s=args.operation_timeout or None, deadline_s=args.deadline or None)
     for note in results.network["notes"]:
         print(f"note: {note}", file=sys.stderr)
+    if results.totals["area"]["fits"] is False:
+        from ntframe.runner import area_warning
+        print(area_warning(resolved.architecture, results.totals["area"]["die_area_mm2"]), file=sys.stderr)
     if not args.quiet:
         _print_summary(results.document)
     written = results.written

@@ -496,6 +496,28 @@ def scope_figures(agg: dict[str, Any], latency_s: float) -> dict[str, dict[str, 
     return out
 
 
+def area_figures(arch: Architecture, die_area_mm2: float | None) -> dict[str, Any]:
+    """The silicon of the module: the logic die's and the DRAM's area (every instance of every component with an
+    area figure), the components without one, the spec's die area and whether the logic die fits in it (None: no
+    die area given, or no component has an area)."""
+    silicon = arch.silicon()
+    logic_mm2 = silicon["logic_die"]["area_um2"] / 1e6
+    known = len(silicon["logic_die"]["unknown_area"]) < sum(e.component_class != "DRAM" for e in arch.estimates)
+    return {"logic_die_mm2": logic_mm2, "dram_mm2": silicon["dram"]["area_um2"] / 1e6,
+            "without_area": silicon["logic_die"]["unknown_area"] + silicon["dram"]["unknown_area"],
+            "die_area_mm2": die_area_mm2,
+            "fits": None if die_area_mm2 is None or not known else logic_mm2 <= die_area_mm2}
+
+
+def area_warning(arch: Architecture, die_area_mm2: float | None) -> str | None:
+    """A line for the terminal when the logic die's components need more than the spec's die area."""
+    area = area_figures(arch, die_area_mm2)
+    if area["fits"] is False:
+        return (f"warning: the logic die's components need {area['logic_die_mm2']:.4g} mm2, more than the "
+                f"{die_area_mm2:g} mm2 of architecture.die_area_mm2: this design does not fit under the DRAM stack")
+    return None
+
+
 def _document(resolved: Resolved, network: Network, operations: list[Operation],
               rows: list[OperationRow]) -> dict[str, Any]:
     arch = resolved.architecture
@@ -525,6 +547,7 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
         "efficiency_GFLOPS_per_W": totals["flops"] / energy_J / 1e9 if energy_J else 0.0,
         "power_W": energy_J / latency if latency else 0.0,
         "scopes": scope_figures(totals, latency),
+        "area": area_figures(arch, resolved.loaded.spec.architecture.die_area_mm2),
         "operations_ok": sum(1 for r in rows if not r.error),
         "operations_failed": sum(1 for r in rows if r.error),
     })
@@ -561,5 +584,5 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
             "provenance": provenance}
 
 
-__all__ = ["resolve", "run", "map_operation", "simulate_memory", "combine", "operations_of", "Resolved",
+__all__ = ["area_figures", "area_warning", "resolve", "run", "map_operation", "simulate_memory", "combine", "operations_of", "Resolved",
            "scope_figures"]

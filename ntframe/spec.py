@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
+from pydantic import PositiveFloat, BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from ntframe.components import Budget
 from ntframe.errors import SpecError
@@ -76,6 +76,10 @@ class ArchitectureSection(BaseModel):
     """Memory cubes (each with the file's vaults and engines)."""
     precision_bits: dict[Phase, PositiveInt] = {}
     """Override the architecture's operand precision per phase."""
+    die_area_mm2: PositiveFloat | None = None
+    """Area of the logic die under the DRAM stack: a design whose logic-die components (the architecture's
+    ``area_um2`` figures, all instances) need more is reported (``ntframe validate`` and ``run`` warn,
+    ``totals.area.fits`` says so)."""
 
 
 class MapperSection(_Section):

@@ -14,7 +14,7 @@ the memory-gap fields; then the search's DRAM estimate taken from the trace's bo
 and the trace's strided gaps and shares rounded to the nearest whole, which change mappings and counted lines;
 then the re-ranking's ties broken by the fewest DRAM steps), and for issue 15 (the provenance's architecture
 technology and per-component estimates, the static energy and the power scopes of every operation, phase and
-the totals: every figure the same, the documents without those keys hash as before), with
+the totals, and the totals' area: every figure the same, the documents without those keys hash as before), with
 this test's own specs and normalisation (``ntframe run SPEC -o DIR``, then :func:`canonical`). A change that
 moves code must keep them; a change meant to alter figures re-records them and says why in its commit.
 
@@ -38,14 +38,14 @@ from tests.conftest import EXAMPLE, ROOT
 ZOO = ["alexnet", "vgg16", "resnet50", "lstm_lm", "mlp", "cnn_rnn", "transformer"]
 
 RECORDED = {
-    "example": "d119d29611b0cf1f1930a729fa5af440e32657ee7a189c68f4b9abce1c09aa73",
-    "alexnet": "695b401d27e74887adbc14bcd6c369dea2f457faf0e2cd3597c5604ba8ac4090",
-    "vgg16": "b8bdf3b565609c1803dda1cf5effe6506844d2b574d52021dca2a0f841b08c1a",
-    "resnet50": "05b663cf95d2c2e018edddf9b810a77f84f2d7c06ffed081b4f7fdf27c367940",
-    "lstm_lm": "45ffd4c4a68ef348349c835f8a26ccd3cd75e0cfe9339566d8569440c081b3a1",
-    "mlp": "33b092dc9d3d68380280deeffdd98f7d9480b20e164925e959cf128c7bac1363",
-    "cnn_rnn": "d8e2af71bb23121f3c3f0b3c1c3f36846830c8625f98e6db427259f5969ad57a",
-    "transformer": "266ed472748a1d9b5e0c4f20b551ecf38a34d10545d8b9636246bd1f32b8c7bb",
+    "example": "31adf4db365661857a2f03bd0f1a3495a38d43df908c84df3d00cf2003c587de",
+    "alexnet": "020be295fbd9529bafcbbf1d5aedd43b10d6269edf9c93632b2466c49aa28b75",
+    "vgg16": "60bc094ea3f1fce3a53825dc62968a2b780e1294761d9187252d157d9d0d977d",
+    "resnet50": "34a67c6f94f29ff19ec366e2489c5981409c82a14747247127bdd10a8c53e665",
+    "lstm_lm": "14927090dbff0182fd2e132c6e654a82bbc985d5b38baf50fb8493f30b4bd462",
+    "mlp": "9fb159c4f49c83d06cf1b5a0f53cf7bc1104f947c126afc90933305e75b76485",
+    "cnn_rnn": "b2529482444b4d64b664715887fa73cc419b21fd915b13aaa4047c945d3eaa61",
+    "transformer": "cb962f66a4c5f627068180c461905fb84a1e0bb1742295d236e35dcb248566c8",
 }
 
 

@@ -63,3 +63,21 @@ def test_static_energy_is_power_times_latency_and_scopes_nest(tmp_path):
     area = {c["component"]: (c["area_um2"], c["instances"])
             for c in leaking.provenance["architecture"]["components"]}
     assert area["pe_rf"] == (1000.0, 512) and area["logic_noc"] == (1000.0, 32)
+
+
+def test_the_logic_die_area_against_the_specs_die_area(tmp_path, capsys):
+    from ntframe.cli import main
+    path = leaky(tmp_path)
+    logic_mm2 = 1000.0 * (32 + 32 + 512 + 512) / 1e6                 # every logic-die component, every instance
+    small = {**spec(path), "architecture": {"spec": str(path), "die_area_mm2": 1.0}}
+    area = ntframe.run(small).totals["area"]
+    assert area == {"logic_die_mm2": pytest.approx(logic_mm2), "dram_mm2": pytest.approx(1000.0 * 32 / 1e6),
+                    "without_area": [], "die_area_mm2": 1.0, "fits": False}
+    spec_file = tmp_path / "small.yaml"
+    spec_file.write_text(f"version: 1\nname: s\nworkload: {{frontend: zoo, network: mlp, batch: 2}}\n"
+                         f"architecture: {{spec: {path}, die_area_mm2: 1.0}}\n")
+    assert main(["validate", str(spec_file)]) == 0
+    assert "need 1.088 mm2, more than the 1 mm2 of architecture.die_area_mm2" in capsys.readouterr().err
+    roomy = {**spec(path), "architecture": {"spec": str(path), "die_area_mm2": 2.0}}
+    assert ntframe.run(roomy).totals["area"]["fits"] is True
+    assert ntframe.run(spec(NEUROTRAINER)).totals["area"]["fits"] is None     # no area figures, no verdict
