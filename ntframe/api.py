@@ -97,12 +97,15 @@ def compare(spec: SpecSource | Resolved, *, cost_models: Sequence[str] | None = 
             mappers: Sequence[str] | None = None, memories: Sequence[str] | None = None,
             mapping_from: str | None = None, cost_model: str | None = None, operations: Sequence[str] | None = None,
             baseline: str | None = None, overrides: Overrides = None, host: PluginHost | None = None,
-            base: str | os.PathLike | None = None, operation_timeout_s: float | None = OPERATION_TIMEOUT_S):
+            base: str | os.PathLike | None = None, operation_timeout_s: float | None = OPERATION_TIMEOUT_S,
+            scope: str = "module"):
     """Several cost models on the same mapping per operation (``cost_models``, optionally each with every one of
     ``memories``, mapped with the spec's cost model or ``mapping_from``), or several mappers on the same cost model
     (``mappers``, searching with the spec's cost model or ``cost_model``). Returns a
     :class:`ntframe.studies.compare.Comparison` (ratios against ``baseline``, default the first column).
-    ``operation_timeout_s`` bounds each operation's cells (None: no bound); a stopped one is an error cell."""
+    ``operation_timeout_s`` bounds each operation's cells (None: no bound); a stopped one is an error cell.
+    ``scope`` (cost models only): the power scope whose energy is compared (``datapath``, ``logic_die``,
+    ``module``, ``system``)."""
     from ntframe.studies import compare as study
     if bool(cost_models) == bool(mappers):
         raise SpecError("compare needs exactly one of cost_models (--cost-models A,B,...) or mappers "
@@ -113,10 +116,10 @@ def compare(spec: SpecSource | Resolved, *, cost_models: Sequence[str] | None = 
     if cost_models:
         document = study.compare_cost_models(resolved, host, study.distinct(cost_models, "--cost-models"),
                                              study.distinct(memories, "--memory") if memories else None,
-                                             mapping_from, only, operation_timeout_s)
+                                             mapping_from, only, operation_timeout_s, scope)
     else:
-        if memories or mapping_from:
-            raise SpecError("--memory and --mapping-from go with --cost-models, not --mappers")
+        if memories or mapping_from or scope != "module":
+            raise SpecError("--memory, --mapping-from and --scope go with --cost-models, not --mappers")
         document = study.compare_mappers(resolved, host, study.distinct(mappers, "--mappers"), cost_model, only,
                                          operation_timeout_s)
     return study.Comparison(document, baseline, output_folder=resolved.loaded.output_folder(None) / "compare")

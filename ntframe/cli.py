@@ -370,7 +370,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                          memories=distinct(args.memory, "--memory") if args.memory else None,
                          mapping_from=args.mapping_from, cost_model=args.cost_model,
                          operations=distinct(args.ops, "--ops") if args.ops else None, baseline=args.baseline,
-                         host=_host(), operation_timeout_s=args.operation_timeout or None)
+                         host=_host(), operation_timeout_s=args.operation_timeout or None, scope=args.scope)
     written, notes = comparison.write(args.output, with_plots=not args.no_plots)
     print_table(comparison.document, comparison.baseline)
     for note in notes:
@@ -420,9 +420,11 @@ def cmd_arch(args: argparse.Namespace) -> int:
     print(_table([("component", "instances", "area um2 (each)", "static mW (each)")] + [
         (p["component"], str(p["instances"]), "unknown" if p["area_um2"] is None else f"{p['area_um2']:.4g}",
          "unknown" if p["static_power_mW"] is None else f"{p['static_power_mW']:.4g}") for p in parts]))
+    vaults = arch.levels[0].instances
     for scope, figures in silicon.items():
         unknown = sorted(set(figures["unknown_area"]) | set(figures["unknown_static"]))
-        print(f"{scope.replace('_', ' ')}: {figures['area_um2'] / 1e6:.4g} mm2, static {figures['static_power_mW']:.4g} mW"
+        print(f"{scope.replace('_', ' ')}: {figures['area_um2'] / 1e6:.4g} mm2 ({figures['area_um2'] / 1e6 / vaults:.4g} "
+              f"per vault), static {figures['static_power_mW']:.4g} mW"
               + (f" (without {', '.join(unknown)}: no figure given)" if unknown else ""))
     return 0
 
@@ -558,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mappers", help="comma-separated mappers, each searching with the same cost model")
     p.add_argument("--cost-model", help="with --mappers: the cost model they search with (default: the spec's)")
     p.add_argument("--baseline", help="column the ratios are taken against (default: the first)")
+    p.add_argument("--scope", default="module", choices=["datapath", "logic_die", "module", "system"],
+                   help="with --cost-models: the power scope whose energy is compared (default: module)")
     p.add_argument("--ops", help="comma-separated operations (layer.phase[.part]); default: all")
     p.add_argument("-o", "--output", help="folder (default: <the spec's output>/compare)")
     p.add_argument("--operation-timeout", type=_seconds, metavar="S", default=1800.0,

@@ -81,3 +81,21 @@ def test_the_logic_die_area_against_the_specs_die_area(tmp_path, capsys):
     roomy = {**spec(path), "architecture": {"spec": str(path), "die_area_mm2": 2.0}}
     assert ntframe.run(roomy).totals["area"]["fits"] is True
     assert ntframe.run(spec(NEUROTRAINER)).totals["area"]["fits"] is None     # no area figures, no verdict
+
+
+def test_compare_a_chosen_scope():
+    from ntframe.errors import SpecError
+    from tests.conftest import EXAMPLE
+    cells = {}
+    for scope in ("datapath", "logic_die", "module"):
+        doc = ntframe.compare(EXAMPLE, cost_models=["native"], memories=["hmc-analytic"],
+                              operations=["conv2.forward"], scope=scope).document
+        assert doc["scope"] == scope
+        cells[scope] = doc["operations"][0]["cells"]["native+hmc-analytic"]
+    for scope, cell in cells.items():
+        assert cell["energy_pJ"] == cell[f"{scope}_energy_pJ"] == cells["module"][f"{scope}_energy_pJ"]
+    assert cells["datapath"]["energy_pJ"] == cells["module"]["compute_energy_pJ"] < cells["logic_die"]["energy_pJ"]
+    with pytest.raises(SpecError, match="--scope go with --cost-models"):
+        ntframe.compare(EXAMPLE, mappers=["native"], scope="datapath")
+    with pytest.raises(SpecError, match="not a power scope"):
+        ntframe.compare(EXAMPLE, cost_models=["native"], scope="chip")

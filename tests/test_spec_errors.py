@@ -41,7 +41,7 @@ def test_the_good_spec_resolves(tmp_path, host):
 
 @pytest.mark.parametrize("old,new,line,path,words", [
     ("  spec: neurotrainer", "  cubse: 2\n  spec: neurotrainer", 5, "architecture.cubse",
-     ["unknown key 'cubse'", "allowed keys: cubes, precision_bits, spec", "did you mean 'cubes'?"]),
+     ["unknown key 'cubse'", "allowed keys: cubes, die_area_mm2, precision_bits, spec", "did you mean 'cubes'?"]),
     ("file: small-cnn", "fiel: small-cnn", 3, "workload.fiel",
      ["unknown key 'fiel'", "option of workload frontend 'layers' from plugin 'layers'", "did you mean 'file'?"]),
     ("cost_model: native", "cost_model: natve", 7, "cost_model.name",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ntframe import __version__, checks
-from ntframe.bundle import atomic_write
+from ntframe.bundle import SCOPES, atomic_write
 from ntframe.components import Component
 from ntframe.errors import NtframeError, SpecError, ToolError
 from ntframe.host import PluginHost, Registered
@@ -113,7 +113,12 @@ def _bounded(work: Callable[[Operation], Any], stopped: Callable[[str], Any], op
 
 def compare_cost_models(resolved: Resolved, host: PluginHost, models: list[str], memories: list[str] | None = None,
                         mapping_from: str | None = None, only: str | None = None,
-                        operation_timeout_s: float | None = OPERATION_TIMEOUT_S) -> dict[str, Any]:
+                        operation_timeout_s: float | None = OPERATION_TIMEOUT_S, scope: str = "module") -> dict[str, Any]:
+    """Every cost model (with every memory backend) on the same mapping per operation; ``scope`` is the power scope
+    (``ntframe.bundle.SCOPES``) whose energy the cells' ``energy_pJ`` holds, ratios and plots included (each cell
+    keeps every scope's own figure too)."""
+    if scope not in SCOPES:
+        raise SpecError(f"--scope {scope}: not a power scope (one of {', '.join(SCOPES)})")
     arch = resolved.architecture
     columns: list[Column] = []
     for name in models:
@@ -144,7 +149,7 @@ def compare_cost_models(resolved: Resolved, host: PluginHost, models: list[str],
             mapped: dict[str, Any] = {"mapping": mapping, "search": search}
         except NtframeError as exc:
             mapped = {"error": f"mapping: {exc}"}
-        return mapped, [_cost_cell(resolved, col, op, mapped) for col in columns]
+        return mapped, [_cost_cell(resolved, col, op, mapped, scope) for col in columns]
 
     def stopped(why: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return {"error": f"mapping: {why}"}, [{"status": "error", "error": why} for _ in columns]
@@ -164,7 +169,7 @@ def compare_cost_models(resolved: Resolved, host: PluginHost, models: list[str],
                      "mapping_error": m.get("error"), "cells": {c.label: c.cells[first] for c in columns}})
     mp_reg = mapper_resolved.components["mapper"][0]
     cm_reg = mapper_resolved.components["cost_model"][0]
-    return {"schema": "ntframe.compare/1", "kind": "cost_models", "name": resolved.loaded.spec.name,
+    return {"schema": "ntframe.compare/1", "kind": "cost_models", "name": resolved.loaded.spec.name, "scope": scope,
             "columns": [_describe(c) for c in columns], "operations": rows,
             "totals": _totals(rows, [c.label for c in columns], arch.clock_GHz),
             "common_totals": _totals(_common(rows), [c.label for c in columns], arch.clock_GHz),
@@ -185,7 +190,8 @@ def _describe(col: Column) -> dict[str, Any]:
     return out
 
 
-def _cost_cell(resolved: Resolved, col: Column, op: Operation, mapped: dict[str, Any]) -> dict[str, Any]:
+def _cost_cell(resolved: Resolved, col: Column, op: Operation, mapped: dict[str, Any],
+               scope: str = "module") -> dict[str, Any]:
     if col.unavailable:
         return {"status": "unavailable", "error": col.unavailable}
     if "error" in mapped:
@@ -199,6 +205,7 @@ def _cost_cell(resolved: Resolved, col: Column, op: Operation, mapped: dict[str,
     except NtframeError as exc:
         return {"status": "error", "error": str(exc)}
     record = combine(op, arch, compute, mem)
+    record["energy_pJ"] = record[f"{scope}_energy_pJ"]          # the scope compared (the module's by default)
     record["energy_by_level_pJ"] = {lv["level"]: lv["energy_pJ"] for lv in record["levels"]}
     record["energy_by_level_pJ"]["compute"] = compute.compute_energy_pJ
     if mem:
@@ -419,7 +426,7 @@ def print_table(document: dict[str, Any], baseline: str) -> None:
     console = Console(width=None if sys.stdout.isatty() else 200)
     labels = [c["label"] for c in document["columns"]]
     cost = document["kind"] == "cost_models"
-    title = (f"{document['name']}: cost models on one mapping per operation (mapped by "
+    title = (f"{document['name']}: cost models on one mapping per operation, {document['scope']} energy (mapped by "
              f"{document['mapping_by']['mapper']} with {document['mapping_by']['cost_model']}); ratios to {baseline}"
              if cost else f"{document['name']}: mappers on cost model {document['cost_model']['name']}; "
              f"EDP ratios to {baseline}")
