@@ -465,8 +465,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     host = _host()
     for name in host.names("component_estimator"):
         reg = host.get("component_estimator", name)
-        rows.append((f"component estimator: {name}", "found",
-                     f"plugin {reg.plugin} {reg.version}: {reg.cls.description}"))
+        try:
+            reg.cls().check_available()
+            rows.append((f"component estimator: {name}", "found",
+                         f"plugin {reg.plugin} {reg.version}: {reg.cls.description}"))
+        except ToolError as exc:
+            rows.append((f"component estimator: {name}", "missing", str(exc).replace("\n ", ";")))
     for info in host.failures():
         rows.append((f"plugin: {info.name}", "failed", info.error or ""))
     cache = os.environ.get("NTFRAME_CACHE_DIR") or "~/.cache/ntframe (NTFRAME_CACHE_DIR)"
