@@ -1,7 +1,10 @@
 """NeuroTrainer's headline claims, measured: the reference architecture on CNNs, an RNN, an MLP, CNN+RNN and a
 transformer (the claims: docs/sources.md#neurotrainer-and-its-predecessors).
 
-    .venv/bin/python bench/headline.py [--evaluations N (default: the default budget)] [--set PATH=VALUE ...] > table.md
+    .venv/bin/python bench/headline.py [--evaluations N (default: the default budget)] [--set PATH=VALUE ...]
+        [--mappers a,b] > table.md
+
+(`--set architecture.technology.node_nm=15`: the reference built at the paper's 15 nm, docs/neurotrainer-results.md.)
 
 `--set` is passed to every `ntframe run` (the first-order table of docs/neurotrainer-results.md:
 `--set memory.model=stream --set cost_model.dram_line_bytes=0`).
@@ -61,19 +64,23 @@ def main() -> None:
     from ntframe.components import Budget
     parser.add_argument("--evaluations", type=int, default=Budget().evaluations)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    parser.add_argument("--mappers", default="neurotrainer-dataflow,native", help="comma-separated mappers")
     args = parser.parse_args()
-    print("| network (batch) | mapper | GFLOP/step | TFLOP/s | GFLOPS/W | utilisation | power W | energy: MAC / RF / "
-          "SRAM / NoC / DRAM |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| network (batch) | mapper | GFLOP/step | TFLOP/s | GFLOPS/W | GFLOPS/W datapath / logic die / module | "
+          "utilisation | power W | energy: MAC / RF / SRAM / NoC / DRAM |")
+    print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for network, batch, params in CASES:
-            for mapper in ("neurotrainer-dataflow", "native"):
+            for mapper in args.mappers.split(","):
                 doc = run(network, batch, params, mapper, args.evaluations, args.overrides, Path(tmp))
                 t = doc["totals"]
                 util = t["throughput_GFLOPS"] / 1024.0
                 b = breakdown(doc)
                 print(f"| {network} ({batch}) | {mapper} | {t['flops'] / 1e9:,.0f} | {t['throughput_GFLOPS'] / 1e3:.3f} "
-                      f"| {t['efficiency_GFLOPS_per_W']:.0f} | {util:.0%} | {t['power_W']:.2f} | "
+                      f"| {t['efficiency_GFLOPS_per_W']:.0f} | "
+                      + " / ".join(f"{t['scopes'][s]['efficiency_GFLOPS_per_W']:,.0f}"
+                                   for s in ("datapath", "logic_die", "module"))
+                      + f" | {util:.0%} | {t['power_W']:.2f} | "
                       + " / ".join(f"{v:.0%}" for v in b.values()) + " |", flush=True)
 
 

@@ -82,11 +82,14 @@ def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
     try:
         arch = load_architecture(arch_path, cubes=spec.architecture.cubes,
                                  precision_override=spec.architecture.precision_bits,
-                                 constraints=spec.mapper.constraints, estimate=component_estimates(host))
+                                 constraints=spec.mapper.constraints, estimate=component_estimates(host),
+                                 technology=spec.architecture.technology.technology()
+                                 if spec.architecture.technology else None)
     except ValueError as exc:
-        if not str(exc).startswith("constraints"):
-            raise
-        raise pos.error(f"{exc}", ("mapper", "constraints")) from None
+        for prefix, where in (("constraints", ("mapper", "constraints")), ("technology", ("architecture", "technology"))):
+            if str(exc).startswith(prefix):
+                raise pos.error(str(exc).removeprefix("technology: "), where) from None
+        raise
     memory = components["memory"][1]
     missing = memory.missing_attributes(arch)
     if missing:

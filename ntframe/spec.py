@@ -34,6 +34,7 @@ from pydantic import PositiveFloat, BaseModel, ConfigDict, Field, PositiveInt, f
 
 from ntframe.components import Budget
 from ntframe.errors import SpecError
+from ntframe.hardware.architecture import TechnologySpec
 from ntframe.workload.ir import PHASES, Phase
 from ntframe.yamlio import Positions, dotted, load_yaml, parse_yaml, validate
 
@@ -76,6 +77,10 @@ class ArchitectureSection(BaseModel):
     """Memory cubes (each with the file's vaults and engines)."""
     precision_bits: dict[Phase, PositiveInt] = {}
     """Override the architecture's operand precision per phase."""
+    technology: TechnologySpec | None = None
+    """Build the architecture at this node and supply (``{node_nm: 15, supply_V: 0.8}``) instead of the file's own
+    ``technology``; every component's figures are still taken from where the file says they were measured, through
+    its estimator (``ntframe arch show`` prints the result)."""
     die_area_mm2: PositiveFloat | None = None
     """Area of the logic die under the DRAM stack: a design whose logic-die components (the architecture's
     ``area_um2`` figures, all instances) need more is reported (``ntframe validate`` and ``run`` warn,

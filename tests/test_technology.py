@@ -145,3 +145,25 @@ def test_arch_show_on_every_shipped_architecture(name, capsys):
     assert {r["component"] for r in shown["rows"]} == {e.component for e in arch.estimates}
     assert all(r["source"].startswith("[") for r in shown["rows"]), "every shipped number carries its source tag"
     assert main(["arch", "show", name]) == 0 and "logic die:" in capsys.readouterr().out
+
+
+def test_a_spec_builds_the_architecture_at_another_node(tmp_path):
+    shipped = ROOT / "arch_specs" / "neurotrainer" / "hmc2-32vault.yaml"
+    estimate = component_estimates(plugin_host())
+    at45 = load_architecture(shipped, estimate=estimate)
+    at15 = load_architecture(shipped, estimate=estimate, technology=Technology(15))
+    factor = energy_scale(Technology(45, 0.9), Technology(15))
+    assert at15.technology == Technology(15) and at45.technology == Technology(45, 0.9)
+    assert at15.compute.mac_energy_pJ == {b: pytest.approx(e * factor, rel=1e-12)
+                                          for b, e in at45.compute.mac_energy_pJ.items()}
+    assert at15.levels[1].read_energy_pJ_per_bit == pytest.approx(at45.levels[1].read_energy_pJ_per_bit * factor)
+    assert at15.levels[0] == at45.levels[0]                            # the DRAM's figures are not the logic node's
+    assert at15.content_sha256 != at45.content_sha256
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(TINY_ARCH)
+    with pytest.raises(ValueError, match="names no technology its figures were measured at"):
+        load_architecture(tiny, estimate=estimate, technology=Technology(15))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("version: 1\nname: t\nworkload: {frontend: zoo, network: mlp, batch: 2}\n"
+                    "architecture: {spec: neurotrainer/hmc2-32vault, technology: {node_nm: 5}}\n")
+    assert main(["validate", str(spec)]) == 2

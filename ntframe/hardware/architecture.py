@@ -393,7 +393,7 @@ Estimate = Callable[[str, EstimateRequest], tuple[ComponentEstimate, str]]
 
 
 def _estimate(node, body: ArchitectureBody, estimate: Estimate | None, pos, loc: tuple,
-              instances: int) -> tuple[object, Estimated]:
+              instances: int, built_in: Technology | None) -> tuple[object, Estimated]:
     """The component's attributes at the architecture's technology, by its estimator, and the record of it."""
     attributes = node.attributes
     energies = energy_attributes(attributes.model_dump())
@@ -403,7 +403,7 @@ def _estimate(node, body: ArchitectureBody, estimate: Estimate | None, pos, loc:
         return attributes, Estimated(node.name, node.class_, "as given", "", "", "", energies, {},
                                      "the file's figures (the architecture names no technology)", sources,
                                      instances, *given)
-    target = body.technology.technology()
+    target = built_in or body.technology.technology()
     measured = (node.technology or body.technology).technology()
     try:
         check(measured)
@@ -444,12 +444,16 @@ def _finite(value) -> bool:
 
 def load_architecture(path: str | Path, *, cubes: int = 1,
                       precision_override: dict[Phase, int] | None = None,
-                      constraints: dict[str, dict] | None = None, estimate: Estimate | None = None) -> Architecture:
+                      constraints: dict[str, dict] | None = None, estimate: Estimate | None = None,
+                      technology: Technology | None = None) -> Architecture:
     """Read, validate and flatten an architecture file. ``cubes`` multiplies the outermost fan-out;
     ``constraints`` (node name -> constraints as a mapping, a spec's) are added to the file's: a storage component
     takes :class:`StorageConstraints`, a container :class:`SpatialConstraints`; ``ValueError`` names the key.
     With a ``technology``, every component's figures come from its estimator (``estimate``, the host's); without
-    ``estimate``, a file whose figures would need scaling or a plugin's estimator is refused."""
+    ``estimate``, a file whose figures would need scaling or a plugin's estimator is refused. ``technology`` (a
+    spec's ``architecture.technology``) builds the architecture at another node than the file's: the components'
+    figures still come from where the file says they were measured; ``ValueError`` (starting "technology") for a
+    file that names no technology, or a node the scaling does not cover."""
     path = Path(path)
     data, pos = load_yaml(path)
     spec = validate(ArchitectureFile, data, pos)
@@ -474,6 +478,14 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
             check(body.technology.technology())
         except SpecError as exc:
             raise pos.error(str(exc), ("architecture", "technology")) from None
+    if technology is not None:
+        if body.technology is None:
+            raise ValueError(f"technology: {path} names no technology its figures were measured at, so they cannot "
+                             "be built at another node: add architecture.technology to it (with its source)")
+        try:
+            check(technology)
+        except SpecError as exc:
+            raise ValueError(f"technology: {exc}") from None
     for i, raw in enumerate(body.nodes):
         loc = ("architecture", "nodes", i)
         if compute is not None:
@@ -488,7 +500,7 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
                 raise pos.error("a technology without a source (say in 'sources: {technology: ...}' where the "
                                 "figures were measured, or tag it [A])", loc + ("sources",))
             attributes, record = _estimate(node, body, estimate, pos, loc,
-                                           total * _mesh(getattr(node, "spatial", Spatial())))
+                                           total * _mesh(getattr(node, "spatial", Spatial())), technology)
             node = node.model_copy(update={"attributes": attributes})
             estimates.append(record)
             unset = [k for k in ("read_energy_pJ_per_bit", "write_energy_pJ_per_bit")
@@ -595,7 +607,7 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
                         "(with spatial: {meshX, meshY})", network_node[1])
     return Architecture(body.name, body.clock_GHz, precision, tuple(storage), compute, str(path), digest, network,
                         hashlib.sha256(path.read_bytes()).hexdigest(), rules if rules.any() else None,
-                        body.technology.technology() if body.technology else None, tuple(estimates))
+                        technology or (body.technology.technology() if body.technology else None), tuple(estimates))
 
 
 __all__ = ["Architecture", "Estimate", "Estimated", "TechnologySpec", "StorageLevel", "ComputeUnit", "MappingRules", "StorageConstraints", "SpatialConstraints",
