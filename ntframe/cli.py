@@ -387,11 +387,17 @@ def cmd_arch(args: argparse.Namespace) -> int:
     from ntframe.hardware.architecture import load_architecture
     from ntframe.paths import resolve_path
     from ntframe.runner import component_estimates
-    try:
-        arch = load_architecture(resolve_path(args.spec, Path.cwd(), "arch_specs"),
-                                 estimate=component_estimates(_host()))
-    except ValueError as exc:
-        raise SpecError(str(exc)) from None
+    import re
+    path = resolve_path(args.spec, Path.cwd(), "arch_specs")
+    if re.search(r"^workload:", path.read_text(errors="replace"), re.M):       # a run's spec: its architecture
+        arch = _load(args).architecture                                         # as the run builds it
+    else:
+        if args.set:
+            raise SpecError(f"--set applies to a run's spec; {args.spec} is an architecture file")
+        try:
+            arch = load_architecture(path, estimate=component_estimates(_host()))
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
 
     def source(e, key: str) -> str:       # a table's figure keeps the file's source; another estimator's is its own
         if e.estimator in ("table", "as given"):
@@ -572,10 +578,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="stop an operation's cells when they take longer (default 1800; 0: no bound)")
     p.add_argument("--no-plots", action="store_true")
     p.set_defaults(func=cmd_compare)
-    p = sub.add_parser("arch", help="show an architecture's components with their energies at its technology, "
-                                     "the estimator and the source of each (as Accelergy's ERT)")
+    p = sub.add_parser("arch", parents=[overrides],
+                       help="show an architecture's components with their energies at its technology, the "
+                            "estimator and the source of each (as Accelergy's ERT and ART)")
     p.add_argument("show", choices=["show"])
-    p.add_argument("spec", help="architecture file, or a shipped one by name (neurotrainer/hmc2-32vault)")
+    p.add_argument("spec", help="architecture file, a shipped one by name (neurotrainer/hmc2-32vault), or a run's "
+                                "spec (its architecture as the run builds it, --set included)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_arch)
     p = sub.add_parser("doctor", help="which optional external tools and packages are found, with the fix for each")

@@ -167,3 +167,13 @@ def test_a_spec_builds_the_architecture_at_another_node(tmp_path):
     spec.write_text("version: 1\nname: t\nworkload: {frontend: zoo, network: mlp, batch: 2}\n"
                     "architecture: {spec: neurotrainer/hmc2-32vault, technology: {node_nm: 5}}\n")
     assert main(["validate", str(spec)]) == 2
+
+
+def test_arch_show_on_a_runs_spec_with_its_overrides(capsys):
+    example = ROOT / "examples" / "small-cnn.yaml"
+    assert main(["arch", "show", str(example), "--set", "architecture.technology.node_nm=15", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["technology"] == "15 nm, 0.825 V"
+    mac = {(r["component"], r["attribute"], r["bits"]): r for r in shown["rows"]}[("mac", "mac_energy_pJ", 16)]
+    assert mac["value"] == pytest.approx(0.8 * energy_scale(Technology(45, 0.9), Technology(15)))
+    assert main(["arch", "show", "neurotrainer/hmc2-32vault", "--set", "workload.batch=2"]) == 2
