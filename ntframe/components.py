@@ -33,7 +33,8 @@ class Budget(BaseModel):
     """Cost-model evaluations: the bounded search maps no new structure once it has spent them (the one in hand
     and the final descent finish); the sampling search prices no more."""
     seconds: PositiveFloat = 10.0
-    """Wall-clock cap; reaching it makes the result machine-dependent and is reported."""
+    """Wall-clock cap (numba's compiling left out); reaching it makes the result machine-dependent and is
+    reported."""
 
 
 class Component(ABC):

@@ -139,3 +139,34 @@ def test_a_failing_compiled_pass_costs_no_result(kern, monkeypatch):
         assert simulate(*args) == expected
     assert hmc_bank._kernels() is None
     assert hmc_bank.STREAM.failure == "RuntimeError: cannot compile"
+
+
+def test_the_search_clock_leaves_compiling_out(monkeypatch):
+    """A kernel call that adds a signature (numba compiling, or loading from its cache) is not searching: the
+    searches' time caps count jit.clock(), which leaves it out; an ordinary call counts."""
+    import time
+    import types
+
+    class Dispatcher:                               # what numba's dispatchers look like to the wrapper
+        def __init__(self):
+            self.signatures = []
+
+        def __call__(self, x, compile_s):
+            if compile_s:
+                time.sleep(compile_s)
+                self.signatures.append(("int64",))
+            return x + 1
+
+    module = types.ModuleType("fake_kernels")
+    module.add = Dispatcher()
+    module.CONSTANT = 7
+    wrapped = jit._Timed(module)
+    assert wrapped.CONSTANT == 7 and wrapped.add.signatures == []
+    before_clock, before = jit.clock(), time.monotonic()
+    assert wrapped.add(1, 0.3) == 2                 # compiles: 0.3 s left out of the clock
+    assert wrapped.add.signatures == [("int64",)]
+    assert (time.monotonic() - before) - (jit.clock() - before_clock) == pytest.approx(0.3, abs=0.05)
+    before_clock, before = jit.clock(), time.monotonic()
+    time.sleep(0.1)
+    assert wrapped.add(2, 0) == 3                   # runs: counted
+    assert jit.clock() - before_clock == pytest.approx(time.monotonic() - before, abs=0.01)

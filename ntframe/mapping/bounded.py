@@ -40,14 +40,13 @@ import functools
 import heapq
 import itertools
 import math
-import time
 from collections.abc import Collection
 from dataclasses import dataclass
 import numpy as np
 
 from ntframe.errors import MappingError
 from ntframe.hardware.architecture import Architecture
-from ntframe.jit import OptionalKernel
+from ntframe.jit import OptionalKernel, clock
 from ntframe.mapping.constraints import Constraints
 from ntframe.mapping.mapspace import MappingBatch, Problem, level_capacities
 from ntframe.mapping.space import IDLE_KICKS, KICK, Outcome, Shortlist, Space, objective_value, prime_factors
@@ -538,7 +537,7 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
     end it with a worse one; its evaluation counts in the budget. ``shortlist`` is offered every complete mapping
     priced."""
     c = constraints or Constraints()
-    start = time.monotonic()
+    start = clock()
     structures = Structures(problem, arch, c)
     S, keeps = structures.spatial, structures.keeps
     n, P = len(S), len(keeps)
@@ -568,8 +567,8 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
         left = min(next_cheap, head)
         if best is not None and left >= best[0] * (1 - tolerance) or left == math.inf:
             break
-        if best is not None and (mapper.priced >= evaluations * (1 - POLISH) or time.monotonic() - start > seconds):
-            truncated = time.monotonic() - start > seconds
+        if best is not None and (mapper.priced >= evaluations * (1 - POLISH) or clock() - start > seconds):
+            truncated = clock() - start > seconds
             break
         if next_cheap < head:
             idx = cheap_order[pos:pos + CHUNK]
@@ -613,7 +612,7 @@ def bounded_search(problem: Problem, arch: Architecture, bounder, evaluate, *, e
     priced, answer = int(incumbent is not None), (math.inf, None)
     for value, batch in improvements[::-1][:STARTS]:               # the best first, then the runners-up
         left_over = max(0, evaluations - mapper.priced - priced)
-        if answer[1] is not None and (not left_over or time.monotonic() > start + seconds):
+        if answer[1] is not None and (not left_over or clock() > start + seconds):
             break
         value, batch, spent = _descend(space, batch, value, evaluate, score, left_over, start + seconds, shortlist)
         priced += spent
@@ -639,7 +638,7 @@ def _descend(space: Space, batch: MappingBatch, value: float, evaluate, score, b
     A, O, keep = space.encode(batch)
     seen = set(batch.keys())
     priced = 0
-    while priced < budget and time.monotonic() < deadline:
+    while priced < budget and clock() < deadline:
         NA, NO, NK = space.neighbours(A, O, keep)
         fit = space.fits(NA, NK)
         NA, NO, NK = NA[fit], NO[fit], NK[fit]
@@ -672,7 +671,7 @@ def _iterate(space: Space, batch: MappingBatch, value: float, evaluate, score, b
     rng = np.random.default_rng(KICK_SEED)
     A, O, keep = space.encode(batch)
     priced = idle = 0
-    while priced < budget and idle < IDLE_KICKS and time.monotonic() < deadline:
+    while priced < budget and idle < IDLE_KICKS and clock() < deadline:
         kA, kO, kk = space.kick(rng, A[None], O[None], keep[None], int(rng.integers(2, KICK + 1)))
         kicked = space.decode(kA, kO, kk)
         energy, cycles = evaluate(space.problem, kicked)

@@ -28,12 +28,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ntframe.components import CostModel
+from ntframe.jit import clock
 from ntframe.errors import MappingError
 from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.bounded import bounded_search
@@ -76,7 +76,7 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
     ``shortlist`` is offered every priced candidate."""
     space = Space(problem, arch, constraints or Constraints())
     rng = np.random.default_rng(_seed(seed, problem, arch, tag))
-    start = time.monotonic()
+    start = clock()
     seen: set[bytes] = set()
     state = {"duplicates": 0, "priced": 0, "truncated": False}
     pool_A, pool_O, pool_keep, pool_score = [], [], [], []
@@ -105,7 +105,7 @@ def search(problem: Problem, arch: Architecture, evaluate: Evaluator, *, evaluat
         return np.array(fresh, np.int64), value
 
     def out_of_time() -> bool:
-        if time.monotonic() - start > seconds:
+        if clock() - start > seconds:
             state["truncated"] = True
         return bool(state["truncated"])
 
@@ -236,13 +236,13 @@ def search_operation(operation: Operation, architecture: Architecture, cost_mode
     shortlist = Shortlist(RERANK) if batched else None
     bounder = cost_model.bounds(problem, architecture)
     if bounder is not None:
-        start = time.monotonic()
+        start = clock()
         first = search(problem, architecture, evaluate, evaluations=max(1, int(budget.evaluations * INCUMBENT)),
                        seconds=budget.seconds, seed=0, objective=objective, constraints=c, tag="incumbent",
                        shortlist=shortlist)
         found = bounded_search(problem, architecture, bounder, evaluate,
                                evaluations=max(1, budget.evaluations - first.evaluated),
-                               seconds=max(1e-3, budget.seconds - (time.monotonic() - start)), objective=objective,
+                               seconds=max(1e-3, budget.seconds - (clock() - start)), objective=objective,
                                constraints=c, incumbent=first.batch, shortlist=shortlist)
         reasons = dict(first.invalid_reasons)
         for reason, count in found.invalid_reasons.items():
