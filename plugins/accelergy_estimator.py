@@ -31,7 +31,7 @@ import ntframe
 from ntframe.components import ComponentEstimate, ComponentEstimator, EstimateRequest
 from ntframe.errors import SpecError, ToolError
 from ntframe.interop.external import (check_figures, cleanup, find_binary, parse_failure, program_identity,
-                                      quoted_tail, read_stats, rerun, run_group, tail, workdir)
+                                      quoted_tail, read_stats, run_tool, tail, workdir)
 
 TIMEOUT_S = 300.0
 FIX = ("install Accelergy and its plug-ins from source (github.com/Accelergy-Project/accelergy, then pip install . "
@@ -104,20 +104,16 @@ class AccelergyEstimator(ComponentEstimator):
         (folder / "arch.yaml").write_text(text)
         argv = [program, "arch.yaml", "-o", "."]
         try:
-            with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
-                code, timed_out = run_group(argv, folder, out, err, TIMEOUT_S)
-        except OSError as exc:
-            raise ToolError(f"Accelergy could not start: {exc}; inputs kept in {folder}", fix=rerun(folder, argv)) \
-                from None
-        said = quoted_tail(tail(folder / "stdout.txt"), lines=4) or quoted_tail(tail(folder / "stderr.txt"), lines=4)
-        if timed_out:
-            raise ToolError(f"Accelergy did not finish within {TIMEOUT_S:g} s; inputs kept in {folder}",
-                            fix=rerun(folder, argv))
-        if code != 0:
+            run_tool(argv, folder, TIMEOUT_S, "Accelergy")
+        except ToolError as exc:
+            if "failed with exit code" not in str(exc):     # a timeout, a program that cannot start: as it is
+                raise
+            said = quoted_tail(tail(folder / "stdout.txt"), lines=4) or quoted_tail(tail(folder / "stderr.txt"),
+                                                                                    lines=4)
             raise SpecError(f"Accelergy estimates no figure for component '{request.component}' "
                             f"({request.component_class} at {request.target.node_nm:g} nm): {said or 'no output'} "
                             f"(its plug-ins decide what they cover; use 'estimator: table', or add a plug-in or "
-                            f"tables; files kept in {folder})")
+                            f"tables; files kept in {folder})") from None
         try:
             energies, areas = read_tables(folder, wanted)
         except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:

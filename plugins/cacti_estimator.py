@@ -33,8 +33,8 @@ import ntframe
 from ntframe.components import ComponentEstimate, ComponentEstimator, EstimateRequest
 from ntframe.errors import SpecError, ToolError
 from ntframe.hardware.technology import SOURCE, Technology, area_scale, energy_scale
-from ntframe.interop.external import (check_figures, cleanup, parse_failure, program_identity, quoted_tail,
-                                      read_stats, rerun, run_group, tail, workdir)
+from ntframe.interop.external import (check_figures, cleanup, parse_failure, program_identity, read_stats, run_tool,
+                                      tail, workdir)
 
 CACTI_NM = (22.0, 90.0)
 """The nodes CACTI 7's technology files cover."""
@@ -119,18 +119,13 @@ def run_cacti(program: str, capacity_bytes: int, port_bytes: int, node_um: float
     (folder / "cache.cfg").write_text(config_text(capacity_bytes, port_bytes, node_um))
     argv = [program, "-infile", "./cache.cfg"]
     try:
-        with open(folder / "stdout.txt", "wb") as out, open(folder / "stderr.txt", "wb") as err:
-            code, timed_out = run_group(argv, folder, out, err, TIMEOUT_S)
-    except OSError as exc:
-        raise ToolError(f"CACTI could not start: {exc}; inputs kept in {folder}", fix=rerun(folder, argv)) from None
-    said = quoted_tail(tail(folder / "stdout.txt")) or quoted_tail(tail(folder / "stderr.txt"))
-    if timed_out or code != 0:
-        if "no valid data array organizations" in said:
+        run_tool(argv, folder, TIMEOUT_S, "CACTI")
+    except ToolError:
+        if "no valid data array organizations" in tail(folder / "stdout.txt"):
             raise SpecError(f"CACTI finds no organisation for a {capacity_bytes}-byte RAM with a {port_bytes}-byte "
                             f"port (too small for its model): use 'estimator: table' for this component "
-                            f"(CACTI's folder kept: {folder})")
-        raise ToolError(f"CACTI {'timed out' if timed_out else f'failed with exit code {code}'}: {said or 'no output'}"
-                        f"; inputs kept in {folder}", fix=rerun(folder, argv))
+                            f"(CACTI's folder kept: {folder})") from None
+        raise
     try:
         lines = read_stats(folder / "cache.cfg.out").strip().splitlines()
         header = [h.strip() for h in lines[0].split(",")]

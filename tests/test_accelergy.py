@@ -5,8 +5,6 @@ when it is found (NTFRAME_ACCELERGY or PATH) and skips with the reason otherwise
 
 from __future__ import annotations
 
-import os
-import shutil
 import stat
 from pathlib import Path
 
