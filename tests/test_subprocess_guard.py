@@ -131,7 +131,8 @@ def test_an_interrupt_stops_the_program_and_its_children(tmp_path):
     exe = _fake(tmp_path, "echo $$ > wrapper.pid\n" + GRANDCHILD + "sleep 30\n")
     code = ("import sys; from pathlib import Path; from ntframe.interop.external import run_tool; "
             "run_tool([sys.argv[1]], Path(sys.argv[2]), 60, 'Fake')")
-    child = subprocess.Popen([sys.executable, "-c", code, str(exe), str(tmp_path)], stderr=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, "-c", code, str(exe), str(tmp_path)], stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # also when run with `&`
     deadline = time.monotonic() + 10
     while not (tmp_path / "grandchild.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -355,3 +356,18 @@ def test_another_simulator_is_not_served_from_the_cache(tmp_path, monkeypatch):
     assert runs[0] and runs[0].keys() == runs[1].keys()
     assert all(runs[1][name] > runs[0][name] for name in runs[0])
 
+
+
+def test_the_mappers_budget_works_when_ntframe_ignores_sigint(tmp_path):
+    """ntframe started in the background by a script (`ntframe ... &`) ignores SIGINT, and a program inherits
+    that; the budget's SIGINT must still stop it (its disposition is reset for the program)."""
+    exe = _fake(tmp_path, GRANDCHILD + "echo 'MESSAGE: stopping'\nsleep 30\n")
+    code = ("import signal, sys, time; from pathlib import Path; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "from ntframe_plugins.timeloop_tools import TimeloopMapper; t = time.monotonic(); "
+            "log, truncated = TimeloopMapper._run([sys.argv[1]], Path(sys.argv[2]), 0.5); "
+            "print(truncated, time.monotonic() - t)")
+    done = subprocess.run([sys.executable, "-c", code, str(exe), str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    truncated, seconds = done.stdout.split()
+    assert truncated == "True" and float(seconds) < 5, done.stderr
+    assert _gone(int((tmp_path / "grandchild.pid").read_text()))

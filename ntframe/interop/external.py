@@ -102,6 +102,14 @@ def _stop(proc: subprocess.Popen, first: int, grace_s: float) -> None:
     proc.wait()
 
 
+def _default_sigint() -> None:
+    """In the child before its program starts: SIGINT back to its default. A process started in the background by
+    a non-interactive shell (``ntframe run ... &``, a sweep's script) ignores SIGINT, and its children inherit
+    that; the programs must not, since a budget stops them with SIGINT (timeloop-mapper then writes its best
+    mapping)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_group(argv: list[str], cwd: Path, stdout: IO | int, stderr: IO | int, timeout_s: float, *,
               stop_signal: int = signal.SIGTERM, grace_s: float = GRACE_S) -> tuple[int, bool]:
     """Run ``argv`` in ``cwd`` in a new session (its own process group), stdin closed, output to ``stdout`` and
@@ -109,8 +117,9 @@ def run_group(argv: list[str], cwd: Path, stdout: IO | int, stderr: IO | int, ti
     then SIGKILL after ``grace_s``; on an exception while waiting (KeyboardInterrupt included) SIGTERM, then
     SIGKILL after :data:`INTERRUPT_GRACE_S`, and the exception goes on; after it exits, whatever is left of its group is killed. OSError when it
     cannot start."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN      # ntframe started in the background (`&`, nohup)
     proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint if ignored else None)
     timed_out = False
     try:
         proc.wait(timeout=timeout_s)
