@@ -80,7 +80,7 @@ def test_hand_checked_core_keys_of_the_mapper_and_workload_sections():
         "and the final descent finish); the sampling search prices no more.")}
     assert keys["budget.seconds"] == {
         "name": "budget.seconds", "type": "float > 0", "default": 10.0, "required": False,
-        "doc": "Wall-clock cap; reaching it makes the result machine-dependent and is reported."}
+        "doc": "Wall-clock cap (numba's compiling left out); reaching it makes the result machine-dependent and is reported."}
     names = [e["name"] for e in mapper]
     assert names.index("budget") + 1 == names.index("budget.evaluations")     # right after the parent
     workload = by_name(section_core_keys("workload"))
