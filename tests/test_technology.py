@@ -177,3 +177,16 @@ def test_arch_show_on_a_runs_spec_with_its_overrides(capsys):
     mac = {(r["component"], r["attribute"], r["bits"]): r for r in shown["rows"]}[("mac", "mac_energy_pJ", 16)]
     assert mac["value"] == pytest.approx(0.8 * energy_scale(Technology(45, 0.9), Technology(15)))
     assert main(["arch", "show", "neurotrainer/hmc2-32vault", "--set", "workload.batch=2"]) == 2
+
+
+@pytest.mark.parametrize("old, new, where", [
+    ("read_energy_pJ_per_bit: 1.0", "read_energy_pJ_per_bit: .inf", "nodes.0.attributes.read_energy_pJ_per_bit"),
+    ("{capacity_bytes: 64,", "{static_power_mW: .nan, capacity_bytes: 64,", "nodes.2.attributes.static_power_mW")])
+def test_a_figure_that_is_not_finite_is_refused_where_it_stands(tmp_path, capsys, old, new, where):
+    path = tmp_path / "tiny.yaml"
+    text = TINY_ARCH.replace(old, new)
+    assert text != TINY_ARCH
+    path.write_text(text)
+    assert main(["arch", "show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"at 'architecture.{where}'" in err and "finite number" in err and "tiny.yaml:" in err

@@ -36,7 +36,7 @@ from ntframe.yamlio import load_yaml, validate
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)    # a figure is a finite number
 
 
 class Spatial(_Strict):
