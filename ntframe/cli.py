@@ -126,8 +126,12 @@ def _scopes_line(document: dict) -> str:
                        for scope, figures in t["scopes"].items())
     without = [c["component"] for c in document["provenance"]["architecture"]["components"]
                if c.get("static_power_mW") is None]
+    area = t["area"]
+    silicon = (f"; logic die {area['logic_die_mm2']:,.3g} mm² ({area['logic_die_mm2_per_vault']:,.3g} per vault"
+               + (f", without {', '.join(area['without_area'])}" if area["without_area"] else "") + ")"
+               if area["logic_die_mm2"] else "")
     return (f"GFLOPS/W by power scope: {scopes}; static (leakage) energy {t['static_energy_pJ'] / 1e6:,.2f} µJ"
-            + (f" (no leakage figure for {', '.join(without)})" if without else ""))
+            + (f" (no leakage figure for {', '.join(without)})" if without else "") + silicon)
 
 
 def _memory_line(document: dict) -> str:

@@ -500,13 +500,14 @@ def scope_figures(agg: dict[str, Any], latency_s: float) -> dict[str, dict[str, 
 
 
 def area_figures(arch: Architecture, die_area_mm2: float | None) -> dict[str, Any]:
-    """The silicon of the module: the logic die's and the DRAM's area (every instance of every component with an
-    area figure), the components without one, the spec's die area and whether the logic die fits in it (None: no
+    """The silicon of the module: the logic die's area (every instance of every component with an area figure;
+    and per vault, an instance of the outermost storage level) and the DRAM's, the components without one, the spec's die area and whether the logic die fits in it (None: no
     die area given, or no component has an area)."""
     silicon = arch.silicon()
     logic_mm2 = silicon["logic_die"]["area_um2"] / 1e6
     known = len(silicon["logic_die"]["unknown_area"]) < sum(e.component_class != "DRAM" for e in arch.estimates)
-    return {"logic_die_mm2": logic_mm2, "dram_mm2": silicon["dram"]["area_um2"] / 1e6,
+    return {"logic_die_mm2": logic_mm2, "logic_die_mm2_per_vault": logic_mm2 / arch.levels[0].instances,
+            "dram_mm2": silicon["dram"]["area_um2"] / 1e6,
             "without_area": silicon["logic_die"]["unknown_area"] + silicon["dram"]["unknown_area"],
             "die_area_mm2": die_area_mm2,
             "fits": None if die_area_mm2 is None or not known else logic_mm2 <= die_area_mm2}

@@ -71,7 +71,8 @@ def test_the_logic_die_area_against_the_specs_die_area(tmp_path, capsys):
     logic_mm2 = 1000.0 * (32 + 32 + 512 + 512) / 1e6                 # every logic-die component, every instance
     small = {**spec(path), "architecture": {"spec": str(path), "die_area_mm2": 1.0}}
     area = ntframe.run(small).totals["area"]
-    assert area == {"logic_die_mm2": pytest.approx(logic_mm2), "dram_mm2": pytest.approx(1000.0 * 32 / 1e6),
+    assert area == {"logic_die_mm2": pytest.approx(logic_mm2), "logic_die_mm2_per_vault": pytest.approx(logic_mm2 / 32),
+                    "dram_mm2": pytest.approx(1000.0 * 32 / 1e6),
                     "without_area": [], "die_area_mm2": 1.0, "fits": False}
     spec_file = tmp_path / "small.yaml"
     spec_file.write_text(f"version: 1\nname: s\nworkload: {{frontend: zoo, network: mlp, batch: 2}}\n"
