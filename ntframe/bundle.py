@@ -40,6 +40,19 @@ SCOPES = ("datapath", "logic_die", "module", "system")
 files, buffers, the network, and the leakage of every logic-die component); the module (the logic die, the DRAM
 traffic as the memory backend prices it, the DRAM's leakage); the system (the module, and once several cubes are
 modelled their links and host interface: until then the module)."""
+
+
+def scope_figures(agg: dict[str, Any], latency_s: float) -> dict[str, dict[str, float]]:
+    """Per power scope: its energy, the FLOPs per joule of it (GFLOPS/W) and its mean power over ``latency_s``."""
+    out = {}
+    for scope in SCOPES:
+        energy_J = agg[f"{scope}_energy_pJ"] * 1e-12
+        out[scope] = {"energy_pJ": agg[f"{scope}_energy_pJ"],
+                      "efficiency_GFLOPS_per_W": agg["flops"] / energy_J / 1e9 if energy_J else 0.0,
+                      "power_W": energy_J / latency_s if latency_s else 0.0}
+    return out
+
+
 OPERATION_COLUMNS: tuple[Column, ...] = (
     Column("name", "str", "operation: layer.phase, or layer.phase.part"),
     Column("layer", "str", "layer of the network"),
@@ -179,8 +192,8 @@ def phase_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
                      "efficiency_GFLOPS_per_W": agg["flops"] / energy_J / 1e9 if energy_J else 0.0,
                      "power_W": energy_J / latency if latency else 0.0,
                      "static_energy_pJ": agg["static_energy_pJ"],
-                     **{f"{scope}_GFLOPS_per_W": agg["flops"] / (agg[f"{scope}_energy_pJ"] * 1e-12) / 1e9
-                        if agg[f"{scope}_energy_pJ"] else 0.0 for scope in SCOPES}})
+                     **{f"{scope}_GFLOPS_per_W": figures["efficiency_GFLOPS_per_W"]
+                        for scope, figures in scope_figures(agg, latency).items()}})
     return rows
 
 
@@ -411,4 +424,4 @@ class Results:
 
 
 __all__ = ["Results", "Written", "write_bundle", "csv_text", "operation_rows", "phase_rows", "OPERATION_COLUMNS",
-           "PHASE_COLUMNS", "SCHEMA", "SCOPES", "SCHEMA_VERSION", "atomic_write"]
+           "PHASE_COLUMNS", "SCHEMA", "SCOPES", "SCHEMA_VERSION", "atomic_write", "scope_figures"]

@@ -510,6 +510,7 @@ def _seconds(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ntframe.bundle import SCOPES
     parser = argparse.ArgumentParser(prog="ntframe", description="Simulate DNN training on HMC logic-layer "
                                      "accelerators (NeuroTrainer-style).")
     parser.add_argument("--version", action="version", version=f"ntframe {__version__}")
@@ -574,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mappers", help="comma-separated mappers, each searching with the same cost model")
     p.add_argument("--cost-model", help="with --mappers: the cost model they search with (default: the spec's)")
     p.add_argument("--baseline", help="column the ratios are taken against (default: the first)")
-    p.add_argument("--scope", default="module", choices=["datapath", "logic_die", "module", "system"],
+    p.add_argument("--scope", default="module", choices=SCOPES,
                    help="with --cost-models: the power scope whose energy is compared (default: module)")
     p.add_argument("--ops", help="comma-separated operations (layer.phase[.part]); default: all")
     p.add_argument("-o", "--output", help="folder (default: <the spec's output>/compare)")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ntframe import __version__, checks
-from ntframe.bundle import SCHEMA, SCHEMA_VERSION, SCOPES
+from ntframe.bundle import SCHEMA, SCHEMA_VERSION, SCOPES, scope_figures
 from ntframe.cache import MappingCache, cache_folder, from_json
 from ntframe.components import (Component, ComponentEstimate, ComponentEstimator, CostModel, EstimateRequest,
                                 WorkloadRequest)
@@ -86,7 +86,8 @@ def resolve(loaded: LoadedSpec, host: PluginHost) -> Resolved:
                                  technology=spec.architecture.technology.technology()
                                  if spec.architecture.technology else None)
     except ValueError as exc:
-        for prefix, where in (("constraints", ("mapper", "constraints")), ("technology", ("architecture", "technology"))):
+        for prefix, where in (("constraints", ("mapper", "constraints")),
+                              ("technology", ("architecture", "technology"))):
             if str(exc).startswith(prefix):
                 raise pos.error(str(exc).removeprefix("technology: "), where) from None
         raise
@@ -488,21 +489,11 @@ def network_summary(network: Network, operations: list[Operation]) -> dict[str, 
             "activation_stash_bytes_by_tensor": stash}
 
 
-def scope_figures(agg: dict[str, Any], latency_s: float) -> dict[str, dict[str, float]]:
-    """Per power scope: its energy, the FLOPs per joule of it (GFLOPS/W) and its mean power over ``latency_s``."""
-    out = {}
-    for scope in SCOPES:
-        energy_J = agg[f"{scope}_energy_pJ"] * 1e-12
-        out[scope] = {"energy_pJ": agg[f"{scope}_energy_pJ"],
-                      "efficiency_GFLOPS_per_W": agg["flops"] / energy_J / 1e9 if energy_J else 0.0,
-                      "power_W": energy_J / latency_s if latency_s else 0.0}
-    return out
-
-
 def area_figures(arch: Architecture, die_area_mm2: float | None) -> dict[str, Any]:
     """The silicon of the module: the logic die's area (every instance of every component with an area figure;
-    and per vault, an instance of the outermost storage level) and the DRAM's, the components without one, the spec's die area and whether the logic die fits in it (None: no
-    die area given, or no component has an area)."""
+    and per vault, an instance of the outermost storage level) and the DRAM's, the components without one, the
+    spec's die area and whether the logic die fits in it (None: no die area given, or no component has an
+    area)."""
     silicon = arch.silicon()
     logic_mm2 = silicon["logic_die"]["area_um2"] / 1e6
     known = len(silicon["logic_die"]["unknown_area"]) < sum(e.component_class != "DRAM" for e in arch.estimates)
@@ -588,5 +579,5 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
             "provenance": provenance}
 
 
-__all__ = ["area_figures", "area_warning", "resolve", "run", "map_operation", "simulate_memory", "combine", "operations_of", "Resolved",
-           "scope_figures"]
+__all__ = ["area_figures", "area_warning", "resolve", "run", "map_operation", "simulate_memory", "combine",
+           "operations_of", "Resolved"]

@@ -12,13 +12,13 @@ What is asked (one run per component, in a folder of its own): an ``SRAM`` or ``
 class of the same name, ``width`` the bits it moves per cycle (its ``bandwidth_bytes_per_cycle``, or
 ``bandwidth_GBps`` over the clock), ``depth`` its capacity in such words, one read-write port, one bank, actions
 ``read``, ``write`` and ``leak``; a ``compute`` unit as an ``intmac`` (action ``mac_random``) and an ``intadder``
-(``access``) per precision the file gives. ``technology`` is the architecture's node in nm (a number: Accelergy evaluates strings as expressions); Accelergy's
-plug-ins take no supply voltage (the architecture's is not applied), and ``global_cycle_seconds`` the clock's
-period. Read back: per bit, an access's energy over the word's bits; area, the ART's per instance (a compute unit's:
-its widest MAC's); static power, the ``leak`` action's energy per cycle over the cycle (pJ per ns is mW). Which
-plug-in answered is Accelergy's choice (its accuracy ranking); ``accelergy -v`` in the kept folder says. A node or
-class no installed plug-in covers (Aladdin's tables hold 40-45 nm only) is an error naming the component, with
-Accelergy's own message.
+(``access``) per precision the file gives. ``technology`` is the architecture's node in nm (a number: Accelergy
+evaluates strings as expressions; its plug-ins take no supply voltage, so the architecture's is not applied), and
+``global_cycle_seconds`` the clock's period. Read back: per bit, an access's energy over the word's bits; area, the
+ART's per instance (a compute unit's: its widest MAC's); static power, the ``leak`` action's energy per cycle over
+the cycle (pJ per ns is mW). Which plug-in answered is Accelergy's choice (its accuracy ranking); ``accelergy -v``
+in the kept folder says. A node or class no installed plug-in covers (Aladdin's tables hold 40-45 nm only) is an
+error naming the component, with Accelergy's own message.
 """
 
 from __future__ import annotations

@@ -610,5 +610,5 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
                         technology or (body.technology.technology() if body.technology else None), tuple(estimates))
 
 
-__all__ = ["Architecture", "Estimate", "Estimated", "TechnologySpec", "StorageLevel", "ComputeUnit", "MappingRules", "StorageConstraints", "SpatialConstraints",
-           "load_architecture"]
+__all__ = ["Architecture", "Estimate", "Estimated", "TechnologySpec", "StorageLevel", "ComputeUnit", "MappingRules",
+           "StorageConstraints", "SpatialConstraints", "load_architecture"]

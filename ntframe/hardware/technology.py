@@ -1,15 +1,15 @@
-"""Technology nodes and the scaling of energy, delay and area between them: the fits of Stillmaker & Baas,
+"""Technology nodes and the scaling of energy and area between them: the fits of Stillmaker & Baas,
 "Scaling equations for the accurate prediction of CMOS device performance from 180 nm to 7 nm", Integration 58
 (2017) 74-81.
 
 The facts, and where ntframe took them from (the paper's tables as public code reproduces them; the code here is
 ntframe's own):
 
-* Energy per operation and delay as polynomials in the supply voltage ``V``, per node: energy
-  ``e2 V^2 + e1 V + e0``, delay ``d3 V^3 + d2 V^2 + d1 V + d0`` (bulk 180-65 nm; high-performance devices from
-  45 nm down). Coefficients as in wromaszkan/nodeScale (``nodeScale.py`` ``depCoeffDict``, commit 0676b74); the
-  energy rows are the paper's Table 5 (its erratum's worked example, 32 nm at 0.9 V against 65 nm at 1.3 V,
-  0.4571 / 2.604, reproduces from them) and Accelergy's hwcomponents carries the same values.
+* Energy per operation as a polynomial in the supply voltage ``V``, per node: ``e2 V^2 + e1 V + e0`` (bulk 180-65
+  nm; high-performance devices from 45 nm down). (The paper fits delay too; nothing here scales a clock, so its
+  coefficients are left out.) Coefficients as in wromaszkan/nodeScale (``nodeScale.py`` ``depCoeffDict``, commit
+  0676b74); the energy rows are the paper's Table 5 (its erratum's worked example, 32 nm at 0.9 V against 65 nm at
+  1.3 V, 0.4571 / 2.604, reproduces from them) and Accelergy's hwcomponents carries the same values.
 * Area: a node-to-node factor table (nodeScale's ``areaDict``; Accelergy's ``AREA_SCALING`` holds the same
   130-7 nm block), independent of the voltage.
 * Nominal supply per node: the PTM models' (ptm.asu.edu: bulk 180 nm 1.8 V, 130 nm 1.3 V, 90 nm 1.2 V, 65 nm
@@ -29,19 +29,19 @@ from dataclasses import dataclass
 
 from ntframe.errors import SpecError
 
-# node: (energy e2, e1, e0), (delay d3, d2, d1, d0), nominal supply in V
-_FITS: dict[int, tuple[tuple[float, float, float], tuple[float, float, float, float], float]] = {
-    180: ((0.0, 24.64, -17.98), (0.0, 97.09, -356.7, 406.5), 1.8),
-    130: ((7.171, -6.709, 2.904), (-76.65, 334.9, -493.4, 275.8), 1.3),
-    90: ((4.762, -4.781, 2.092), (-60.34, 262.5, -384.2, 210.9), 1.2),
-    65: ((3.755, -4.398, 1.975), (-53.3, 230.4, -333.9, 178.6), 1.1),
-    45: ((1.018, -0.3107, 0.1539), (-501.6, 1567.0, -1619.0, 566.1), 1.0),
-    32: ((0.8367, -0.4341, 0.1701), (-1047.0, 2982.0, -2797.0, 873.5), 0.9),
-    20: ((0.373, -0.1582, 0.04104), (0.0, 34.63, -66.37, 41.15), 0.9),
-    16: ((0.2958, -0.1241, 0.03024), (0.0, 24.8, -47.52, 28.87), 0.85),
-    14: ((0.2363, -0.09675, 0.02239), (-40.66, 109.2, -100.6, 35.92), 0.8),
-    10: ((0.2068, -0.09311, 0.02375), (-34.95, 93.65, -85.99, 30.4), 0.75),
-    7: ((0.1776, -0.09097, 0.02447), (-28.58, 76.6, -70.26, 24.69), 0.7),
+# node: (energy e2, e1, e0), nominal supply in V
+_FITS: dict[int, tuple[tuple[float, float, float], float]] = {
+    180: ((0.0, 24.64, -17.98), 1.8),
+    130: ((7.171, -6.709, 2.904), 1.3),
+    90: ((4.762, -4.781, 2.092), 1.2),
+    65: ((3.755, -4.398, 1.975), 1.1),
+    45: ((1.018, -0.3107, 0.1539), 1.0),
+    32: ((0.8367, -0.4341, 0.1701), 0.9),
+    20: ((0.373, -0.1582, 0.04104), 0.9),
+    16: ((0.2958, -0.1241, 0.03024), 0.85),
+    14: ((0.2363, -0.09675, 0.02239), 0.8),
+    10: ((0.2068, -0.09311, 0.02375), 0.75),
+    7: ((0.1776, -0.09097, 0.02447), 0.7),
 }
 NODES = tuple(sorted(_FITS, reverse=True))
 """The tabulated nodes in nm, largest first."""
@@ -105,7 +105,7 @@ def interpolated(node_nm: float) -> bool:
 
 
 def nominal_supply_V(node_nm: float) -> float:
-    return _blend(node_nm, lambda n: _FITS[n][2])
+    return _blend(node_nm, lambda n: _FITS[n][1])
 
 
 def _check_volts(t: Technology) -> float:
@@ -127,20 +127,9 @@ def energy_fit(t: Technology) -> float:
     return _blend(t.node_nm, lambda n: _FITS[n][0][0] * v * v + _FITS[n][0][1] * v + _FITS[n][0][2])
 
 
-def delay_fit(t: Technology) -> float:
-    """The fitted delay at ``t`` (relative units)."""
-    v = _check_volts(t)
-    return _blend(t.node_nm, lambda n: ((_FITS[n][1][0] * v + _FITS[n][1][1]) * v + _FITS[n][1][2]) * v
-                  + _FITS[n][1][3])
-
-
 def energy_scale(source: Technology, target: Technology) -> float:
     """What an energy measured at ``source`` is multiplied by at ``target``."""
     return energy_fit(target) / energy_fit(source)
-
-
-def delay_scale(source: Technology, target: Technology) -> float:
-    return delay_fit(target) / delay_fit(source)
 
 
 def area_scale(source_nm: float, target_nm: float) -> float:
@@ -190,5 +179,5 @@ def scaled(energies: dict, factor: float) -> dict:
             for k, v in energies.items()}
 
 
-__all__ = ["ComponentEstimate", "EstimateRequest", "NODES", "SOURCE", "Technology", "area_scale", "check", "delay_scale", "energy_attributes",
-           "energy_scale", "interpolated", "nominal_supply_V", "scaled"]
+__all__ = ["ComponentEstimate", "EstimateRequest", "NODES", "SOURCE", "Technology", "area_scale", "check",
+           "energy_attributes", "energy_scale", "interpolated", "nominal_supply_V", "scaled"]
