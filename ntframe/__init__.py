@@ -7,11 +7,11 @@ from ntframe.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 
-_API = ("run", "validate", "compare", "load", "plugin_host", "Results")
+_API = ("run", "validate", "compare", "load", "load_architecture", "plugin_host", "Results")
 
 # the Python API (ntframe.api), imported on first use: importing ntframe loads nothing else
 if TYPE_CHECKING:
-    from ntframe.api import Results, compare, load, plugin_host, run, validate
+    from ntframe.api import Results, compare, load, load_architecture, plugin_host, run, validate
 
 
 def __getattr__(name: str):

@@ -20,13 +20,16 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ntframe.bundle import Results, usable_folder
 from ntframe.errors import SpecError
 from ntframe.host import PluginHost
-from ntframe.runner import OPERATION_TIMEOUT_S, Resolved, resolve
+from ntframe.runner import OPERATION_TIMEOUT_S, Resolved, component_estimates, resolve
 from ntframe.spec import LoadedSpec, Override, load_spec
+
+if TYPE_CHECKING:
+    from ntframe.hardware.architecture import Architecture
 
 SpecSource = str | os.PathLike | Mapping[str, Any]
 Overrides = Mapping[str, Any] | Sequence[Override | str] | None
@@ -42,6 +45,16 @@ def plugin_host() -> PluginHost:
     if _host is None:
         _host = PluginHost().load()
     return _host
+
+
+def load_architecture(path: str | os.PathLike, **options: Any) -> "Architecture":
+    """An architecture file (a path, or a shipped one by name: ``"neurotrainer/hmc2-32vault"``) built with the
+    installed component estimators, as a run builds it; ``options`` as
+    :func:`ntframe.hardware.architecture.load_architecture` takes them (``cubes``, ``constraints``, ``technology``)."""
+    from ntframe.hardware.architecture import load_architecture as load_file
+    from ntframe.paths import resolve_path
+    options.setdefault("estimate", component_estimates(plugin_host()))
+    return load_file(resolve_path(str(path), Path.cwd(), "arch_specs"), **options)
 
 
 def load(spec: SpecSource, overrides: Overrides = None, *, base: str | os.PathLike | None = None) -> LoadedSpec:

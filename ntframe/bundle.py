@@ -69,10 +69,14 @@ OPERATION_COLUMNS: tuple[Column, ...] = (
     Column("on_die_energy_pJ", "float", "energy of the logic die: datapath and on-die levels, cost model"),
     Column("memory_energy_pJ", "float", "energy of the memory traffic, memory backend"),
     Column("compute_energy_pJ", "float", "energy of the datapath actions alone (part of on_die_energy_pJ)"),
+    Column("vault_controller_energy_pJ", "float", "part of memory_energy_pJ spent in the logic die's vault "
+           "controllers (the DRAM's logic_energy_pJ_per_bit per bit moved), counted in the logic die's scope"),
     Column("static_energy_pJ", "float", "leakage of every component (logic die and DRAM) over the operation's latency"),
     Column("datapath_energy_pJ", "float", "power scope datapath: the datapath's actions (MACs, adds)"),
-    Column("logic_die_energy_pJ", "float", "power scope logic die: on-die energy + the logic die's leakage"),
-    Column("module_energy_pJ", "float", "power scope module: the logic die + DRAM traffic + DRAM leakage (energy_pJ)"),
+    Column("logic_die_energy_pJ", "float", "power scope logic die: on-die energy + the vault controllers + the "
+           "logic die's leakage"),
+    Column("module_energy_pJ", "float", "power scope module: the logic die + the rest of the DRAM traffic + DRAM "
+           "leakage (energy_pJ)"),
     Column("system_energy_pJ", "float", "power scope system: the module + links and host interface (until "
            "multi-cube systems: the module)"),
     Column("utilisation", "float", "useful operations / (peak operations per cycle x cycles), 0 to 1"),

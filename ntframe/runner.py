@@ -437,10 +437,12 @@ def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) 
     latency_ns = cycles / arch.clock_GHz
     logic_static = silicon["logic_die"]["static_power_mW"] * latency_ns     # mW x ns = pJ
     dram_static = silicon["dram"]["static_power_mW"] * latency_ns
-    logic_die = compute.on_die_energy_pJ + logic_static
-    module = logic_die + mem_energy + dram_static
     read_bytes = sum(compute.dram_read_bytes_by_tensor.values())
     write_bytes = sum(compute.dram_write_bytes_by_tensor.values())
+    controller = vault_controller_energy_pJ(arch, (mem.read_bytes + mem.write_bytes) if mem else
+                                            read_bytes + write_bytes, mem_energy)
+    logic_die = compute.on_die_energy_pJ + controller + logic_static
+    module = logic_die + (mem_energy - controller) + dram_static
     levels = to_jsonable(compute.levels)
     level = compute.memory_level
     if mem is not None:          # the cost model's memory level is replaced by the backend's figures
@@ -455,6 +457,7 @@ def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) 
         "energy_pJ": module,
         "on_die_energy_pJ": compute.on_die_energy_pJ,
         "memory_energy_pJ": mem_energy,
+        "vault_controller_energy_pJ": controller,
         "compute_energy_pJ": compute.compute_energy_pJ,
         "static_energy_pJ": logic_static + dram_static,
         **{f"{scope}_energy_pJ": value for scope, value in zip(SCOPES, (compute.compute_energy_pJ, logic_die,
@@ -470,6 +473,13 @@ def combine(op: Operation, arch: Architecture, compute, mem: MemoryCost | None) 
         "cost_notes": list(compute.notes),
         "memory": to_jsonable(mem) if mem else None,
     }
+
+
+def vault_controller_energy_pJ(arch: Architecture, bytes_moved: float, memory_energy_pJ: float) -> float:
+    """The share of the memory traffic's energy spent in the logic die's vault controllers: the memory level's
+    ``logic_energy_pJ_per_bit`` per bit moved (0 when the file gives none), at most the whole memory energy."""
+    per_bit = arch.levels[0].logic_energy_pJ_per_bit
+    return min(bytes_moved * 8 * per_bit, memory_energy_pJ) if per_bit else 0.0
 
 
 def _gap(backend: float, cost_model: float) -> float | None:
@@ -517,7 +527,8 @@ def _document(resolved: Resolved, network: Network, operations: list[Operation],
               rows: list[OperationRow]) -> dict[str, Any]:
     arch = resolved.architecture
     ops_out = []
-    summed = ("cycles", "energy_pJ", "dram_bytes", "static_energy_pJ", *(f"{s}_energy_pJ" for s in SCOPES))
+    summed = ("cycles", "energy_pJ", "dram_bytes", "static_energy_pJ", "vault_controller_energy_pJ",
+              *(f"{s}_energy_pJ" for s in SCOPES))
     totals: dict[str, Any] = {"macs": 0, "flops": 0, **{k: 0 if k == "dram_bytes" else 0.0 for k in summed}}
     for row in rows:
         op = row.op

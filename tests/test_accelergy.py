@@ -12,7 +12,7 @@ import pytest
 
 from ntframe.api import plugin_host
 from ntframe.errors import SpecError, ToolError
-from ntframe.hardware.architecture import load_architecture
+from ntframe.api import load_architecture
 from ntframe.runner import component_estimates
 from ntframe_plugins.accelergy_estimator import accelergy_program
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ntframe.errors import SpecError, ToolError
-from ntframe.hardware.architecture import load_architecture
+from ntframe.api import load_architecture
 from ntframe.hardware.technology import Technology, area_scale, energy_scale
 from ntframe.api import plugin_host
 from ntframe.runner import component_estimates

@@ -11,7 +11,7 @@ import pytest
 import ntframe
 from ntframe.components import Budget
 from ntframe.errors import MappingError, SpecError
-from ntframe.hardware.architecture import load_architecture
+from ntframe.api import load_architecture
 from ntframe.mapping.constraints import for_operation
 from ntframe.mapping.exhaustive import optimum
 from ntframe.mapping.mapspace import Problem
@@ -175,7 +175,7 @@ def test_zigzag_loma_keep_and_bypass(tmp_path):
 def test_zigzag_loma_spatial_dims_and_no_spatial_reduction(tmp_path):
     """Allowed dimensions are the spatial-mapping hint of the array dimension: the constraint changes the answer."""
     pytest.importorskip("zigzag")
-    from ntframe.hardware.architecture import load_architecture as load
+    from ntframe.api import load_architecture as load
     free, _ = loma(load(TINY))
     assert [d for d, _ in free.levels[2].spatial] == ["M"]
     m, broken = loma(constrained(tmp_path, pe="{dims: [C]}"))
@@ -216,7 +216,7 @@ def test_zigzag_loma_keeps_time_steps_outermost():
     """Time-step loops are never unrolled and close every LOMA ordering, so they land outermost at the DRAM (or
     move there when nothing sits above them)."""
     pytest.importorskip("zigzag")
-    from ntframe.hardware.architecture import load_architecture as load
+    from ntframe.api import load_architecture as load
     from ntframe.mapping import structural_problems
     from tests.test_zoo import BITS, PHASES, expand, zoo_network
     for hidden in (8, 32):              # 8: the whole operation fits in the buffer; 32: it does not

@@ -41,7 +41,7 @@ def test_trace_follows_the_mapping_and_the_analysis(tmp_path):
     the cost model's DRAM bytes, the one-element output tiles costing a whole line each in both."""
     import dataclasses
 
-    from ntframe.hardware.architecture import load_architecture
+    from ntframe.api import load_architecture
     from ntframe.mapping.mapping import LevelMapping, Mapping
     from ntframe.memory.trace import ADDRESS_MAPPINGS
     from ntframe.memory.tracegen import TraceGenerator
@@ -78,7 +78,7 @@ def row_mode_generator(layout: str):
     TraceGenerator in ``layout``, sampled by stretches of issue rows."""
     import dataclasses
 
-    from ntframe.hardware.architecture import load_architecture
+    from ntframe.api import load_architecture
     from ntframe.mapping.mapping import LevelMapping, Mapping
     from ntframe.memory.trace import ADDRESS_MAPPINGS
     from ntframe.memory.tracegen import TraceGenerator

@@ -15,7 +15,7 @@ import itertools
 import numpy as np
 import pytest
 
-from ntframe.hardware.architecture import load_architecture
+from ntframe.api import load_architecture
 from ntframe.mapping.exhaustive import Enumeration, optimum, space_size
 from ntframe.mapping.mapspace import MappingBatch, Problem
 from ntframe.mapping.search import Constraints, search

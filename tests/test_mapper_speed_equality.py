@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ntframe.hardware.architecture import load_architecture
+from ntframe.api import load_architecture
 from ntframe.mapping.bounded import Structures
 from ntframe.mapping.constraints import Constraints, for_operation
 from ntframe.mapping.mapspace import (ACCUMULATE, READ, READWRITE, MappingBatch, Problem, analyse_batch,

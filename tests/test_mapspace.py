@@ -149,7 +149,7 @@ def test_bypass_sends_tiles_past_a_level(tmp_path):
 def test_network_moves_shared_data_once(tmp_path):
     """Two vaults split the batch: the weights they both need are read from DRAM once and sent over one
     hop; without the network each vault would read its own copy."""
-    from ntframe.hardware.architecture import load_architecture
+    from ntframe.api import load_architecture
     from ntframe.testing import TINY_ARCH
     text = TINY_ARCH.replace("  nodes:\n", "  nodes:\n    - !Component\n      name: noc\n      class: network\n"
                              "      attributes: {hop_energy_pJ_per_bit: 0.5, link_bandwidth_bytes_per_cycle: 2}\n"

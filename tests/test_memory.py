@@ -183,7 +183,7 @@ def test_frfcfs_predecessor_search_matches_the_table():
 def test_timings_not_in_the_model_are_refused_by_name():
     """The bank model has no activation-rate limit (docs/memory.md), so a tFAW override is an error that lists
     the timings it does have, not a silent no-op."""
-    from ntframe.hardware.architecture import load_architecture
+    from ntframe.api import load_architecture
     from ntframe_plugins.hmc_analytic import HMCAnalytic, HMCAnalyticOptions
     arch = load_architecture(ROOT / "arch_specs" / "neurotrainer" / "hmc2-32vault.yaml")
     assert HMCAnalytic().params(arch).tRCD == 17
@@ -194,7 +194,7 @@ def test_timings_not_in_the_model_are_refused_by_name():
 
 def test_count_timings_arrive_as_whole_numbers():
     """The option holds floats (YAML's 32 and 32.0 alike); counts reach the model as ints, fractions are refused."""
-    from ntframe.hardware.architecture import load_architecture
+    from ntframe.api import load_architecture
     from ntframe_plugins.hmc_analytic import HMCAnalytic, HMCAnalyticOptions
     arch = load_architecture(ROOT / "arch_specs" / "neurotrainer" / "hmc2-32vault.yaml")
     params = HMCAnalytic(HMCAnalyticOptions(timings={"queue_per_vault": 32, "controller_queue": 16.0,
@@ -213,7 +213,7 @@ def test_bank_model_takes_its_energies_and_timings_from_the_architecture_file(tm
     figures is refused before any work."""
     import ntframe
     from ntframe.errors import SpecError
-    from ntframe.hardware.architecture import load_architecture
+    from ntframe.api import load_architecture
     from ntframe.mapping.search import search_operation, Constraints
     from ntframe.results import DramTraffic
     from ntframe_plugins.hmc_analytic import HMCAnalytic
@@ -248,3 +248,45 @@ def test_bank_model_takes_its_energies_and_timings_from_the_architecture_file(tm
     with pytest.raises(SpecError, match="needs attributes of 'dram' the architecture file lacks: activation_energy_pJ"):
         ntframe.validate(spec)
     assert ntframe.validate({**spec, "memory": {"backend": "hmc-analytic", "model": "stream"}}) is not None
+
+
+def test_only_a_hosts_traffic_pays_the_switch_and_serdes_links():
+    """An engine on the logic die reaches its vault through the vault controller; a host's request also crosses
+    the cube's switch and SerDes links (docs/sources.md#energies). The same 64 requests cost 64 x 64 B x 8 bit x
+    host_link_energy_pJ_per_bit more from the host (front_end "single") than from the engines (per-vault), and
+    the architecture file's figure becomes the bank model's."""
+    import numpy as np
+
+    from ntframe.api import load_architecture
+    from ntframe.memory.hmc_bank import HMCParams, bank_params, simulate
+    n = 64
+    time, vault = np.arange(n, dtype=float), np.arange(n) % 32
+    bank, row, write = np.zeros(n, int), np.zeros(n, int), np.zeros(n, bool)
+    engines = simulate(time, vault, bank, row, write, 64, HMCParams(front_end="per-vault", serdes_pJ_per_bit=5.48))
+    host = simulate(time, vault, bank, row, write, 64, HMCParams(front_end="single", serdes_pJ_per_bit=5.48))
+    assert (engines["row_misses"] + engines["row_conflicts"], host["row_misses"] + host["row_conflicts"]) == (32, 32)
+    assert engines["energy_pJ"] == pytest.approx(32 * 500.0 + n * 64 * 8 * (3.44 + 1.3))          # by hand
+    assert host["energy_pJ"] - engines["energy_pJ"] == pytest.approx(n * 64 * 8 * 5.48)
+    reference = load_architecture(ROOT / "arch_specs" / "neurotrainer" / "hmc2-32vault.yaml").levels[0]
+    params = bank_params(reference)
+    assert (params.dram_pJ_per_bit, params.logic_pJ_per_bit, params.serdes_pJ_per_bit) == (3.44, 1.3, 5.48)
+
+
+def test_a_fixed_point_cut_short_still_pairs_each_request_with_its_own_entry(monkeypatch):
+    """When the vault queues' rounds run out before a fixed point, the completions reported are those of the entry
+    times kept (a transformer's GELU, 786,432 mixed requests, once reported a read latency of -414.9 ns: the
+    last round's entries against the previous round's completions). One round here, on requests that fill a
+    two-deep vault queue: every read takes at least the unloaded latency."""
+    import numpy as np
+
+    from ntframe.memory import hmc_bank
+    monkeypatch.setattr(hmc_bank, "QUEUE_ROUNDS", 1)
+    n = 400
+    rng = np.random.default_rng(0)
+    time = np.sort(rng.integers(0, 50, n)).astype(float)
+    vault, bank = rng.integers(0, 2, n), rng.integers(0, 4, n)
+    row, write = rng.integers(0, 3, n), rng.random(n) < 0.5
+    p = hmc_bank.HMCParams(queue_per_vault=2)
+    r = hmc_bank.simulate(time, vault, bank, row, write, 64, p, compiled=False)
+    unloaded = hmc_bank.simulate(time[:1], vault[:1], bank[:1], row[:1], np.zeros(1, bool), 64, p, compiled=False)
+    assert r["read_latency_avg"] >= unloaded["read_latency_avg"] > 0

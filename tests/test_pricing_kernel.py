@@ -17,7 +17,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from ntframe.hardware.architecture import Architecture, load_architecture
+from ntframe.api import load_architecture
+from ntframe.hardware.architecture import Architecture
 from ntframe.mapping.constraints import for_operation
 from ntframe.mapping.mapspace import MappingBatch, Problem
 from ntframe.mapping.space import Space

@@ -29,8 +29,11 @@ def leaky(tmp_path):
 
 
 def spec(arch) -> dict:
+    """The run, with the reference built at the node its logic figures were measured at (45 nm, 0.9 V): nothing is
+    scaled, so the test figures are the ones integrated."""
     return {"version": 1, "name": "scopes", "workload": {"frontend": "zoo", "network": "mlp", "batch": 2},
-            "architecture": {"spec": str(arch)}, "mapper": {"budget": {"evaluations": 60, "seconds": 600}}}
+            "architecture": {"spec": str(arch), "technology": {"node_nm": 45, "supply_V": 0.9}},
+            "mapper": {"budget": {"evaluations": 60, "seconds": 600}}}
 
 
 def test_static_energy_is_power_times_latency_and_scopes_nest(tmp_path):
@@ -45,7 +48,11 @@ def test_static_energy_is_power_times_latency_and_scopes_nest(tmp_path):
         latency_ns = op["cycles"] / 1.0                                   # 1 GHz
         assert op["cycles"] == ref["cycles"] and op["on_die_energy_pJ"] == ref["on_die_energy_pJ"]
         assert op["static_energy_pJ"] == pytest.approx((logic_mW + dram_mW) * latency_ns, rel=1e-12)
-        assert op["logic_die_energy_pJ"] == pytest.approx(op["on_die_energy_pJ"] + logic_mW * latency_ns, rel=1e-12)
+        moved = op["memory"]["read_bytes"] + op["memory"]["write_bytes"] if op["memory"] else op["dram_bytes"]
+        controller = moved * 8 * 1.3
+        assert op["vault_controller_energy_pJ"] == pytest.approx(controller, rel=1e-12)      # 1.3 pJ/bit moved
+        assert op["logic_die_energy_pJ"] == pytest.approx(op["on_die_energy_pJ"] + controller + logic_mW * latency_ns,
+                                                          rel=1e-12)
         assert op["energy_pJ"] == pytest.approx(ref["energy_pJ"] + op["static_energy_pJ"], rel=1e-12)
         assert op["datapath_energy_pJ"] == op["compute_energy_pJ"]
         assert op["datapath_energy_pJ"] <= op["logic_die_energy_pJ"] <= op["module_energy_pJ"] <= op["system_energy_pJ"]
@@ -69,17 +76,17 @@ def test_the_logic_die_area_against_the_specs_die_area(tmp_path, capsys):
     from ntframe.cli import main
     path = leaky(tmp_path)
     logic_mm2 = 1000.0 * (32 + 32 + 512 + 512) / 1e6                 # every logic-die component, every instance
-    small = {**spec(path), "architecture": {"spec": str(path), "die_area_mm2": 1.0}}
+    small = {**spec(path), "architecture": {**spec(path)["architecture"], "die_area_mm2": 1.0}}
     area = ntframe.run(small).totals["area"]
     assert area == {"logic_die_mm2": pytest.approx(logic_mm2), "logic_die_mm2_per_vault": pytest.approx(logic_mm2 / 32),
                     "dram_mm2": pytest.approx(1000.0 * 32 / 1e6),
                     "without_area": [], "die_area_mm2": 1.0, "fits": False}
     spec_file = tmp_path / "small.yaml"
     spec_file.write_text(f"version: 1\nname: s\nworkload: {{frontend: zoo, network: mlp, batch: 2}}\n"
-                         f"architecture: {{spec: {path}, die_area_mm2: 1.0}}\n")
+                         f"architecture: {{spec: {path}, die_area_mm2: 1.0, technology: {{node_nm: 45, supply_V: 0.9}}}}\n")
     assert main(["validate", str(spec_file)]) == 0
     assert "need 1.088 mm2, more than the 1 mm2 of architecture.die_area_mm2" in capsys.readouterr().err
-    roomy = {**spec(path), "architecture": {"spec": str(path), "die_area_mm2": 2.0}}
+    roomy = {**spec(path), "architecture": {**spec(path)["architecture"], "die_area_mm2": 2.0}}
     assert ntframe.run(roomy).totals["area"]["fits"] is True
     assert ntframe.run(spec(NEUROTRAINER)).totals["area"]["fits"] is None     # no area figures, no verdict
 

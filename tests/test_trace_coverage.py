@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ntframe.components import Budget
-from ntframe.hardware import load_architecture
+from ntframe.api import load_architecture
 from ntframe.mapping.constraints import Constraints, for_operation
 from ntframe.mapping.mapspace import Problem, from_batch
 from ntframe.mapping.search import search_operation

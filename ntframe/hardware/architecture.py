@@ -12,7 +12,8 @@ root). The last component must be the compute unit.
 
 ``Architecture.content_sha256`` identifies what the architecture means: the flattened levels, compute units and
 network with every number (and the spec's ``cubes`` and precision overrides), not the file's bytes. Comments,
-key order, descriptions, sources, the architecture's ``name`` and the file's name do not change it, so they
+key order, descriptions, sources, the architecture's ``name``, the file's name and figures it does not give (an
+optional attribute left out, even one added to the schema later) do not change it, so they
 change no result (it seeds the mapping search and keys the mapping cache); ``file_sha256`` is the bytes' hash.
 """
 
@@ -58,7 +59,11 @@ class StorageAttributes(_Strict):
     array_energy_pJ_per_bit: float | None = Field(None, ge=0)
     """DRAM: energy per bit moved between the array and the logic die (array and TSVs), activations aside."""
     logic_energy_pJ_per_bit: float | None = Field(None, ge=0)
-    """DRAM: energy per bit in the logic die's vault controller and interconnect."""
+    """DRAM: energy per bit in the logic die's vault controller (what an engine on the logic die pays besides the
+    array and TSVs; counted in the ``logic_die`` power scope)."""
+    host_link_energy_pJ_per_bit: float | None = Field(None, ge=0)
+    """DRAM: energy per bit a host's access pays on top of an engine's (the cube's switch and SerDes links); the
+    logic die's engines never pay it (memory backends charge it to host traffic only)."""
     area_um2: float | None = Field(None, ge=0)
     """Area of one instance at the node its figures were measured at (the estimator scales it)."""
     static_power_mW: float | None = Field(None, ge=0)
@@ -237,6 +242,7 @@ class StorageLevel:
     array_energy_pJ_per_bit: float | None = None
     logic_energy_pJ_per_bit: float | None = None
     timings: tuple[tuple[str, float], ...] = ()
+    host_link_energy_pJ_per_bit: float | None = None
 
 
 @dataclass(frozen=True)
@@ -412,8 +418,8 @@ def _estimate(node, body: ArchitectureBody, estimate: Estimate | None, pos, loc:
     if estimate is None:
         if node.estimator != "table" or measured != target:
             raise ValueError(f"{body.name}: component '{node.name}' needs the component estimators (estimator "
-                             f"'{node.estimator}', {measured.label()} to {target.label()}): load the architecture "
-                             "through a run (ntframe.run, the command line), which has the plugins")
+                             f"'{node.estimator}', {measured.label()} to {target.label()}): load it with "
+                             "ntframe.load_architecture, or through a run, which have the plugins")
         return attributes, Estimated(node.name, node.class_, "table", "", measured.label(), target.label(),
                                      energies, {"energy": 1.0, "area": 1.0}, "the file's figures, at the target",
                                      sources, instances, *given)
@@ -564,7 +570,7 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
             storage.append(StorageLevel(node.name, node.class_, pending_fanout, total, a.capacity_bytes, bpc,
                                         a.read_energy_pJ_per_bit, a.write_energy_pJ_per_bit, gbps,
                                         a.activation_energy_pJ, a.array_energy_pJ_per_bit, a.logic_energy_pJ_per_bit,
-                                        tuple(sorted(a.timings.items()))))
+                                        tuple(sorted(a.timings.items())), a.host_link_energy_pJ_per_bit))
             level_rules.append(own)
             row_rules.append(pending_rule)
             pending_rule = None
@@ -597,7 +603,8 @@ def load_architecture(path: str | Path, *, cubes: int = 1,
     rules = MappingRules(tuple(level_rules), tuple(row_rules))
     meaning = {"clock_GHz": body.clock_GHz, "cubes": cubes,
                "precision_bits": {phase.value: bits for phase, bits in precision.items()},
-               "levels": [asdict(level) for level in storage], "compute": asdict(compute),
+               "levels": [{k: v for k, v in asdict(level).items() if v is not None} for level in storage],
+               "compute": asdict(compute),
                "network": asdict(network) if network else None}
     if rules.any():                       # absent when free, so an unconstrained architecture keeps its identity
         meaning["constraints"] = rules.to_dict()

@@ -41,8 +41,9 @@ die's per-bit energy (vault controller), plus SerDes per bit for host traffic.
 Defaults: HMC 2.1 timings of Ramulator 1's ``HMC_2500`` (tCK 0.8 ns); the data-path constants
 (``data_cycles``, request/response paths) calibrated on Ramulator 1 runs (docs/memory.md); the host links
 and queues (``links`` ... ``controller_queue``) from the HMC specification as Ramulator 1 implements it, each
-field's source beside it (not fitted); energies from docs/sources.md#energies ([S] 10.48 pJ/bit for the cube:
-3.7 DRAM + 6.78 logic).
+field's source beside it (not fitted); energies from docs/sources.md#energies (a host's access 10.48 pJ/bit [S]:
+3.7 array + TSV [S], 1.3 vault controller [I] (an engine's access 5.0 [P], the TETRIS authors'), 5.48 switch +
+SerDes links [I], which only a host's traffic pays).
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ class HMCParams:
     (a host, and Ramulator's DRAM-mode driver): a full vault then stalls everything behind it."""
     act_pre_energy_pJ: float = 500.0
     dram_pJ_per_bit: float = 3.44       # array + TSV; with the activations ~3.7 pJ/bit on a stream
-    logic_pJ_per_bit: float = 6.78
-    serdes_pJ_per_bit: float = 0.0       # 1.4 for host traffic over the external links
+    logic_pJ_per_bit: float = 1.3        # the vault controller: what an engine on the logic die pays
+    serdes_pJ_per_bit: float = 5.48      # switch + SerDes links: paid by a host's traffic (front_end "single") only
     # The host links, used with front_end "single" (a host's requests and responses cross the cube's SerDes
     # links; the logic die's own engines use the crossbar). Sources: the HMC 2.1 specification (full-width
     # links of 16 lanes, lanes of 12.5-30 Gb/s, 16-byte FLITs, a read response of 1 + data FLITs, a write
@@ -125,6 +126,8 @@ def bank_params(level, overrides: dict[str, float] | None = None, **settings: st
     if missing:
         raise ValueError(f"the bank model needs these attributes of DRAM '{level.name}': {', '.join(missing)}")
     numbers = {param: getattr(level, name) for name, param in BANK_ENERGIES.items()}
+    if level.host_link_energy_pJ_per_bit is not None:
+        numbers["serdes_pJ_per_bit"] = level.host_link_energy_pJ_per_bit
     numbers.update(dict(level.timings))
     numbers.update(overrides or {})
     return hmc_params(numbers, **settings)
@@ -618,6 +621,8 @@ def simulate(time: np.ndarray, vault: np.ndarray, bank: np.ndarray, row: np.ndar
         if np.array_equal(new_entry, entry):
             break
         entry = new_entry
+    else:               # the rounds ran out before a fixed point: the completions of the entry times kept
+        done = _timing(entry + p.request_path_cycles, plan, p)[2]
     return _figures(entry, done, plan, p)
 
 
@@ -720,8 +725,9 @@ def _report(n: int, reads: int, total_bytes: float, cls_counts, read_latency: fl
             p: HMCParams) -> dict:
     hits, misses, conflicts = (int(c) for c in cls_counts[:3])
     activations = misses + conflicts
+    host_pJ_per_bit = p.serdes_pJ_per_bit if p.front_end == "single" else 0.0    # engines cross no SerDes link
     energy = activations * p.act_pre_energy_pJ + total_bytes * 8 * (p.dram_pJ_per_bit + p.logic_pJ_per_bit +
-                                                                    p.serdes_pJ_per_bit)
+                                                                    host_pJ_per_bit)
     return {"requests": n, "reads": reads, "writes": n - reads, "cycles": cycles,
             "read_latency_avg": read_latency, "read_latency_ns_avg": read_latency * p.tCK_ns,
             "row_hits": hits, "row_misses": misses, "row_conflicts": conflicts, "bytes": int(total_bytes),

@@ -241,13 +241,18 @@ def estimate(gen: TraceGenerator, counts: LineCounts, simulate: Callable[[np.nda
             take(h)
     while True:
         result = _combine(layers, simulated, total, gaps)
-        if result.converged and all(result.relative_half_width(q) <= tolerance for q in CONVERGED_ON):
+        # units are marginal figures (a unit after its warm-up, less the warm-up alone), which may be negative: a
+        # total below zero is no estimate, whatever its interval says
+        plausible = all(result.totals[q] >= 0 for q in QUANTITIES)
+        if plausible and result.converged and all(result.relative_half_width(q) <= tolerance for q in CONVERGED_ON):
             return result
         if simulated >= total / 2 and total <= max_requests:
             return _whole(gen, simulate, total, simulated)       # as dear as the whole trace by now, and exact
         open_ = [h for h, s in enumerate(layers) if len(s.chosen) < len(s)]
         if not open_ or simulated >= max_requests:
-            result.converged = all(result.relative_half_width(q) <= tolerance for q in CONVERGED_ON)
+            if not plausible and total <= max_requests:
+                return _whole(gen, simulate, total, simulated)   # the sample cannot tell: the exact figures
+            result.converged = plausible and all(result.relative_half_width(q) <= tolerance for q in CONVERGED_ON)
             return result
         # the strata whose next unit removes the most variance (relative to the quantity's total), a few at a time
         gain = {}
