@@ -20,11 +20,13 @@ GOLDEN = ROOT / "tests" / "golden" / "timeloop"
 
 @pytest.fixture(scope="module")
 def example():
-    """The example spec resolved, its operations, and the native mapping of each (mapped once per module)."""
+    """The example spec resolved on the reference architecture the Timeloop golden files were recorded on, and its
+    operations."""
     from ntframe.host import PluginHost
     from ntframe.runner import operations_of, resolve
     from ntframe.spec import load_spec
-    resolved = resolve(load_spec(EXAMPLE), PluginHost().load())
+    resolved = resolve(load_spec(EXAMPLE, {"architecture.spec": str(GOLDEN.parent / "hmc2-32vault.recorded.yaml")}),
+                       PluginHost().load())
     _, ops = operations_of(resolved)
     return resolved, {op.name: op for op in ops}
 
@@ -136,9 +138,9 @@ def test_timeloop_mapper_output_translates_to_a_valid_ntframe_mapping(example):
 
 def test_timeloop_missing_names_the_variable(monkeypatch, tmp_path):
     from ntframe.errors import ToolError
-    from ntframe_plugins.timeloop_tools import TimeloopMapper, TimeloopModel
+    from ntframe_plugins.timeloop_tools import TimeloopMapper, TimeloopModel, TimeloopModelOptions
     monkeypatch.setenv("NTFRAME_TIMELOOP_BIN", str(tmp_path))
-    for component in (TimeloopModel(), TimeloopMapper()):
+    for component in (TimeloopModel(TimeloopModelOptions(engine="programs")), TimeloopMapper()):
         with pytest.raises(ToolError) as err:
             component.check_available()
         assert "NTFRAME_TIMELOOP_BIN" in str(err.value) and "fix:" in str(err.value)
@@ -156,10 +158,11 @@ live_timeloop = pytest.mark.skipif(not _timeloop_bin(), reason="timeloop-model/t
 
 @live_timeloop
 def test_timeloop_model_live_matches_the_recorded_run(example):
-    from ntframe_plugins.timeloop_tools import TimeloopModel
+    from ntframe_plugins.timeloop_tools import TimeloopModel, TimeloopModelOptions
     resolved, ops = example
     mapping, vaults = _golden_mapping()
-    cost = TimeloopModel().evaluate(ops["conv2.forward"], mapping, resolved.architecture)
+    program = TimeloopModel(TimeloopModelOptions(engine="programs"))
+    cost = program.evaluate(ops["conv2.forward"], mapping, resolved.architecture)
     assert cost.cycles == 36864 and cost.energy_pJ == pytest.approx(13_590_200.32 * vaults, rel=1e-9)
 
 

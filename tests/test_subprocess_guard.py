@@ -108,12 +108,13 @@ def dramsim3_vault(**values) -> dict:
 def timeloop_model(tmp_path, monkeypatch, example, sed: str):  # noqa: F811
     """The timeloop cost model on conv2.forward's recorded mapping, the program a fake writing the recorded
     statistics edited by ``sed``."""
-    from ntframe_plugins.timeloop_tools import TimeloopModel
+    from ntframe_plugins.timeloop_tools import TimeloopModel, TimeloopModelOptions
     golden = ROOT / "tests" / "golden" / "timeloop" / "conv2-forward.stats.txt"
     exe = _fake(tmp_path, f"sed -e '{sed}' '{golden}' > out/timeloop-model.stats.txt\n")
     monkeypatch.setenv("NTFRAME_TIMELOOP_BIN", str(exe))
     resolved, ops = example
-    return TimeloopModel().evaluate(ops["conv2.forward"], _golden_mapping()[0], resolved.architecture)
+    program = TimeloopModel(TimeloopModelOptions(engine="programs"))
+    return program.evaluate(ops["conv2.forward"], _golden_mapping()[0], resolved.architecture)
 
 
 # --- 1. timeouts and interrupts stop the whole process group ---------------------------------------------------
@@ -310,7 +311,7 @@ def test_the_recorded_timeloop_statistics_pass(tmp_path, work, monkeypatch, exam
 def test_cache_identity_is_the_programs_content(tmp_path, monkeypatch):
     from ntframe.interop import external
     from ntframe_plugins.dram_simulators import DRAMSim3Backend, RamulatorBackend
-    from ntframe_plugins.timeloop_tools import TimeloopMapper, TimeloopModel
+    from ntframe_plugins.timeloop_tools import TimeloopMapper, TimeloopModel, TimeloopModelOptions
     exe = _fake(tmp_path, ramulator_stats())
     monkeypatch.setenv("NTFRAME_RAMULATOR", str(exe))
     a = RamulatorBackend().cache_identity()
@@ -333,12 +334,14 @@ def test_cache_identity_is_the_programs_content(tmp_path, monkeypatch):
     (tmp_path / "lib" / "libtimeloop-model.so").write_bytes(b"one build")
     monkeypatch.setenv("NTFRAME_TIMELOOP_BIN", str(tmp_path / "bin"))
     monkeypatch.delenv("LD_LIBRARY_PATH", raising=False)
-    t = TimeloopModel().cache_identity()
-    assert t["program"].endswith("timeloop-model") and TimeloopMapper().cache_identity()["sha256"] == t["sha256"]
+    programs = TimeloopModelOptions(engine="programs")
+    t = TimeloopModel(programs).cache_identity()
+    assert t["engine"] == "programs" and t["program"].endswith("timeloop-model")
+    assert TimeloopMapper().cache_identity()["sha256"] == t["sha256"]
     (tmp_path / "lib" / "libtimeloop-model.so").write_bytes(b"another build")
-    assert TimeloopModel().cache_identity()["libtimeloop-model.so_sha256"] != t["libtimeloop-model.so_sha256"]
+    assert TimeloopModel(programs).cache_identity()["libtimeloop-model.so_sha256"] != t["libtimeloop-model.so_sha256"]
     hashed = len(external._SHA256)
-    TimeloopModel().cache_identity()
+    TimeloopModel(programs).cache_identity()
     assert len(external._SHA256) == hashed                     # hashed once per file version
 
 

@@ -117,8 +117,15 @@ def arch_v03(arch: Architecture, op: Operation) -> dict[str, Any]:
     return {"architecture": {"version": 0.3, "subtree": [tree]}}
 
 
+UNBOUNDED_DEPTH = 2**32 - 1
+"""The v0.4 DRAM's depth in words: timeloopfe requires a depth on every storage, and Timeloop reads it as a 32-bit
+count, so the outermost level, unbounded in the v0.3 tree, gets the largest it reads (the statistics then differ
+only in their ``Size`` lines)."""
+
+
 def arch_v04(arch: Architecture, op: Operation) -> str:
-    """The same hierarchy as v0.4 ``nodes`` (!Container / !Component), as YAML text."""
+    """The same hierarchy as v0.4 ``nodes`` (!Container / !Component), as YAML text: what timeloopfe translates
+    to the v0.3 tree of :func:`arch_v03`."""
     bits = word_bits(op)
     lines = ["architecture:", "  version: 0.4", "  nodes:", "  - !Container", "    name: vault"]
     for lvl, spec in enumerate(arch.levels):
@@ -126,7 +133,9 @@ def arch_v04(arch: Architecture, op: Operation) -> str:
             lines += ["  - !Container", f"    name: L{lvl}", f"    spatial: {{meshX: {spec.fanout}}}"]
         attrs = {"datawidth": bits, "width": bits, "block_size": 1,
                  "read_bandwidth": spec.bytes_per_cycle * 8 / bits, "write_bandwidth": spec.bytes_per_cycle * 8 / bits}
-        if spec.capacity_bytes is not None:
+        if lvl == 0:
+            attrs["depth"] = UNBOUNDED_DEPTH
+        elif spec.capacity_bytes is not None:
             attrs["depth"] = spec.capacity_bytes * 8 // bits
         lines += ["  - !Component", f"    name: {spec.name}", f"    class: {TIMELOOP_CLASS[spec.cls]}",
                   f"    attributes: {json.dumps(attrs)}"]
