@@ -466,10 +466,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             rows.append((name, "found", find_binary(env, names, name, fix)))
         except ToolError as exc:
             rows.append((name, "missing", f"{exc}".split("\n")[0] + f" -> {fix}"))
-    for module, extra in (("onnx", "onnx"), ("torch", "pytorch"), ("zigzag", "zigzag"), ("matplotlib", "plots")):
+    for module, fix in (("onnx", "pip install 'ntframe[onnx]'"), ("torch", "pip install 'ntframe[pytorch]'"),
+                        ("zigzag", "pip install 'ntframe[zigzag]'"), ("nn_dataflow", "pip install 'ntframe[nn-dataflow]'"),
+                        ("pytimeloop", "build Accelergy-Project/timeloop-python against a Timeloop build, with "
+                                       "LD_LIBRARY_PATH naming Timeloop's and barvinok's lib folders (optional: the "
+                                       "timeloop cost model then runs in-process)"),
+                        ("matplotlib", "pip install 'ntframe[plots]'")):
         spec = importlib.util.find_spec(module)
-        rows.append((f"python: {module}", "found" if spec else "missing",
-                     (spec.origin or "") if spec else f"pip install 'ntframe[{extra}]'"))
+        if spec and module == "pytimeloop":           # its bindings load Timeloop's libraries: found is not enough
+            try:
+                importlib.import_module("pytimeloop")     # loads its C++ bindings
+            except Exception as exc:  # an extension that does not load says why, whatever it raises
+                rows.append((f"python: {module}", "missing", f"{type(exc).__name__}: {exc} -> {fix}"))
+                continue
+        rows.append((f"python: {module}", "found" if spec else "missing", (spec.origin or "") if spec else fix))
     compiled, detail = jit.status()
     rows.append(("compiled kernels (bank model, pricing, search)", "found" if compiled else "missing", detail))
     host = _host()

@@ -137,6 +137,7 @@ def test_missing_simulator_fails_before_any_work(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
     doctor = ntframe_cmd("doctor")
     assert doctor.returncode == 0 and "ramulator" in doctor.stdout and "NTFRAME_RAMULATOR" in doctor.stdout
+    assert "python: nn_dataflow" in doctor.stdout and "python: pytimeloop" in doctor.stdout    # found or the fix
 
 
 def _fake(tmp_path, body: str):
