@@ -1,4 +1,4 @@
-"""The five component families a plugin can register, as abstract base classes.
+"""The six component families a plugin can register, as abstract base classes.
 
 A component class has a ``name`` (what a spec selects), a ``description``, and an ``Options`` pydantic model
 (``extra="forbid"``) for the keys it owns in its spec section. The host builds one instance per run with the
@@ -18,6 +18,7 @@ from ntframe.hardware.architecture import Architecture
 from ntframe.hardware.technology import ComponentEstimate, EstimateRequest
 from ntframe.mapping.mapping import Mapping
 from ntframe.results import ComputeCost, DramTraffic, MemoryCost, SearchResult
+from ntframe.system import Collective, CollectiveCost, Topology
 from ntframe.workload.ir import Network, Operation
 
 
@@ -172,14 +173,24 @@ class ComponentEstimator(Component):
         allowed range where the technology is outside what the estimator covers."""
 
 
+class InterconnectModel(Component):
+    family: ClassVar[str] = "interconnect"
+
+    @abstractmethod
+    def collective(self, topology: Topology, request: Collective) -> CollectiveCost:
+        """Time, energy and the algorithm of ``request`` among its group of cubes on ``topology``."""
+
+
 FAMILIES: dict[str, type[Component]] = {
     "workload_frontend": WorkloadFrontend,
     "mapper": MappingSearcher,
     "cost_model": CostModel,
     "memory_backend": MemoryBackend,
     "component_estimator": ComponentEstimator,
+    "interconnect": InterconnectModel,
 }
 
 
-__all__ = ["Budget", "Component", "ComponentEstimate", "ComponentEstimator", "CostModel", "EstimateRequest", "FAMILIES", "MappingSearcher", "MemoryBackend", "NoOptions",
+__all__ = ["Budget", "Collective", "CollectiveCost", "Component", "ComponentEstimate", "ComponentEstimator", "CostModel",
+           "EstimateRequest", "FAMILIES", "InterconnectModel", "MappingSearcher", "MemoryBackend", "NoOptions", "Topology",
            "StructureBounds", "WorkloadFrontend", "WorkloadRequest"]

@@ -1,4 +1,4 @@
-"""The whole plugin contract: five registration hooks, each receiving a ``register`` callback.
+"""The whole plugin contract: six registration hooks, each receiving a ``register`` callback.
 
 A plugin module implements any of them with ``@ntframe.hookimpl`` and calls ``register(ComponentClass)`` once
 per component; the host records which plugin (and distribution version) registered what. Plugins are found
@@ -43,10 +43,17 @@ def ntframe_register_component_estimators(register: Register) -> None:
     architecture's components at its technology node, as Accelergy's estimation plug-ins)."""
 
 
+@hookspec
+def ntframe_register_interconnects(register: Register) -> None:
+    """Register :class:`ntframe.components.InterconnectModel` subclasses (the time and energy of collectives among
+    cubes joined by HMC links)."""
+
+
 HOOK_FAMILIES = {
     "ntframe_register_workload_frontends": "workload_frontend",
     "ntframe_register_mappers": "mapper",
     "ntframe_register_cost_models": "cost_model",
     "ntframe_register_memory_backends": "memory_backend",
     "ntframe_register_component_estimators": "component_estimator",
+    "ntframe_register_interconnects": "interconnect",
 }

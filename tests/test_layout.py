@@ -22,6 +22,7 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "ntframe"
 WINGS_BELOW = {                     # each wing may import itself and the wings listed (never the other way)
     "workload": set(),
+    "system": set(),
     "hardware": {"workload"},
     "mapping": {"workload", "hardware"},
     "memory": {"workload", "hardware", "mapping"},

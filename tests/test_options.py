@@ -196,8 +196,8 @@ def test_every_documented_option_is_accepted_by_its_component(host):
 def test_describe_plugin_by_component_name_spans_families(host):
     described = describe_plugin(host, "native")
     families = {c["family"] for plugin in described for c in plugin["components"]}
-    assert families == {"mapper", "cost_model"}
-    assert {p["plugin"] for p in described} == {"native-mapper", "native-cost"}
+    assert families == {"mapper", "cost_model", "interconnect"}
+    assert {p["plugin"] for p in described} == {"native-mapper", "native-cost", "interconnect-native"}
     mapper = next(c for p in described for c in p["components"] if c["family"] == "mapper")
     assert (mapper["section"], mapper["selector"]) == ("mapper", "name")
     assert by_name(mapper["options"])["spatial_probability"]["type"] == "float in [0, 1]"

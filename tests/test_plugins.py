@@ -37,7 +37,7 @@ def test_core_never_imports_a_plugin_by_name():
 
 def test_every_hook_is_documented():
     hooks = [name for name in dir(ntframe.hookspecs) if name.startswith("ntframe_register_")]
-    assert len(hooks) == 5
+    assert len(hooks) == 6
     for name in hooks:
         assert getattr(ntframe.hookspecs, name).__doc__.strip()
     assert set(hooks) == set(ntframe.hookspecs.HOOK_FAMILIES)
