@@ -460,7 +460,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                "build NVlabs/timeloop; set NTFRAME_TIMELOOP_BIN=/path/to/timeloop/bin (and LD_LIBRARY_PATH to its "
                "lib folders)"),
               ("timeloop-mapper", "NTFRAME_TIMELOOP_BIN", ["timeloop-mapper"],
-               "build NVlabs/timeloop; set NTFRAME_TIMELOOP_BIN=/path/to/timeloop/bin")]
+               "build NVlabs/timeloop; set NTFRAME_TIMELOOP_BIN=/path/to/timeloop/bin"),
+              ("astra-sim", "NTFRAME_ASTRASIM", ["AstraSim_Analytical_Congestion_Aware"],
+               "build astra-sim/astra-sim (build/astra_analytical/build.sh); set "
+               "NTFRAME_ASTRASIM=/path/to/build/astra_analytical/build/bin")]
     for name, env, names, fix in checks:
         try:
             rows.append((name, "found", find_binary(env, names, name, fix)))

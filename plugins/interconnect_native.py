@@ -1,15 +1,10 @@
 """The ``native`` interconnect model: collectives among cubes as steps of point-to-point flows, each step priced on
 the topology with link contention, by hand-checkable rules.
 
-**Algorithms** (a collective among P members; N its ``bytes``, :mod:`ntframe.system.collectives`):
-
-* ``ring`` (any P): all-reduce = reduce-scatter + all-gather, each P-1 steps in which every member sends N/P to the
-  next in the ring order (:meth:`Topology.ring_order`); 2(P-1) steps in all.
-* ``direct`` (any P): reduce-scatter and all-gather in one step each, every member sending N/P to every other;
-  all-to-all one such step.
-* ``halving_doubling`` (P a power of two): reduce-scatter in log2 P steps, members exchanging N/2, N/4, ... with
-  the partner 2^k places away (recursive halving), all-gather the mirror (recursive doubling).
-* ``send``: one flow.
+**Algorithms**: ``ring``, ``direct`` and ``halving_doubling`` as :func:`ntframe.system.algorithm_steps` sends
+them (a collective among P members; N its ``bytes``: ring all-reduce 2(P-1) steps of N/P to the next member,
+direct every member to every other at once, halving-doubling log2 P steps of N/2, N/4, ... and the mirror);
+``send`` one flow.
 
 ``algorithm: best`` (default) prices every algorithm that applies and keeps the fastest (ties: the less energy,
 then the order above); the result names it.
@@ -26,16 +21,13 @@ the links up over the step's time), a step's flows finishing at different times.
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 import ntframe
 from ntframe.components import InterconnectModel
-from ntframe.system import Collective, CollectiveCost, Flow, Topology
-
-ALGORITHMS = ("ring", "direct", "halving_doubling")
+from ntframe.system import ALGORITHMS, Collective, CollectiveCost, Flow, Topology, algorithm_steps, wire_traffic
 
 
 class NativeInterconnectOptions(BaseModel):
@@ -44,55 +36,22 @@ class NativeInterconnectOptions(BaseModel):
     """The collective algorithm, or the fastest of those that apply (``best``)."""
 
 
-def steps_of(request: Collective, topology: Topology, algorithm: str) -> list[list[Flow]] | None:
-    """The flows of each step of ``request`` by ``algorithm`` (None where the algorithm does not apply)."""
-    group, n = list(request.group), request.bytes
-    p = len(group)
-    if request.kind == "send":
-        return [[Flow(group[0], group[1], n)]] if algorithm == "direct" else None
-    if p == 1:
-        return [] if algorithm == "direct" else None
-    position = {cube: i for i, cube in enumerate(topology.ring_order())}
-    ring = sorted(group, key=lambda c: position[c])
-    if algorithm == "ring":
-        one = [Flow(ring[i], ring[(i + 1) % p], n / p) for i in range(p)]
-        count = {"all_reduce": 2 * (p - 1), "reduce_scatter": p - 1, "all_gather": p - 1}.get(request.kind)
-        return None if count is None else [one] * count
-    if algorithm == "direct":
-        one = [Flow(a, b, n / p) for a in group for b in group if a != b]
-        count = {"all_reduce": 2, "reduce_scatter": 1, "all_gather": 1, "all_to_all": 1}[request.kind]
-        return [one] * count
-    if algorithm == "halving_doubling":
-        if p & (p - 1) or request.kind == "all_to_all":
-            return None
-        halving = [[Flow(group[i], group[i ^ (1 << k)], n / 2 ** (k + 1)) for i in range(p)]
-                   for k in range(int(math.log2(p)))]
-        doubling = halving[::-1]
-        return {"all_reduce": halving + doubling, "reduce_scatter": halving, "all_gather": doubling}[request.kind]
-    raise ValueError(f"algorithm {algorithm!r}: one of {', '.join(ALGORITHMS)}")
-
-
 def price(topology: Topology, steps: list[list[Flow]], algorithm: str) -> CollectiveCost:
     """Time and energy of ``steps`` on ``topology`` (module docstring)."""
-    links = topology.links
-    parallel = topology.edges()
-    total_s, energy_pJ, per_edge = 0.0, 0.0, {}
+    links, parallel = topology.links, topology.edges()
+    total_s = 0.0
     for flows in steps:
         load: dict[tuple[int, int], float] = {}
         longest = 0
         for f in flows:
             route = topology.route(f.src, f.dst)
-            wire = links.wire_bytes(f.bytes)
             longest = max(longest, len(route))
             for edge in route:
-                load[edge] = load.get(edge, 0.0) + wire
-            energy_pJ += wire * 8 * links.energy_pJ_per_bit * len(route)
+                load[edge] = load.get(edge, 0.0) + links.wire_bytes(f.bytes)
         busiest = max((b / parallel[e] for e, b in load.items()), default=0.0)
         total_s += longest * links.latency_ns * 1e-9 + busiest / (links.bandwidth_GBps * 1e9)
-        for edge, b in load.items():
-            per_edge[edge] = per_edge.get(edge, 0.0) + b
-    return CollectiveCost(total_s, energy_pJ, algorithm, len(steps),
-                          {f"{u}->{v}": b for (u, v), b in sorted(per_edge.items())})
+    energy_pJ, per_edge = wire_traffic(topology, steps)
+    return CollectiveCost(total_s, energy_pJ, algorithm, len(steps), per_edge)
 
 
 class NativeInterconnect(InterconnectModel):
@@ -108,7 +67,7 @@ class NativeInterconnect(InterconnectModel):
             ALGORITHMS if self.options.algorithm == "best" else [self.options.algorithm])
         priced = []
         for name in names:
-            steps = steps_of(request, topology, name)
+            steps = algorithm_steps(request, topology, name)
             if steps is not None:
                 priced.append(price(topology, steps, name))
         if not priced:
