@@ -181,11 +181,11 @@ class AstraSim(InterconnectModel):
         return network, algorithm, size
 
     def _system(self, algorithm: str) -> dict:
-        name = {"ring": "ring", "direct": "direct"}[algorithm]
+        """system.json: ``algorithm`` (ntframe's name is ASTRA-sim's for ring and direct) for every collective."""
         return {"scheduling-policy": "LIFO", "endpoint-delay": 1, "active-chunks-per-dimension": 1,
-                "preferred-dataset-splits": 1, "all-reduce-implementation": [name],
-                "all-gather-implementation": [name], "reduce-scatter-implementation": [name],
-                "all-to-all-implementation": [name], "collective-optimization": "localBWAware",
+                "preferred-dataset-splits": 1, "all-reduce-implementation": [algorithm],
+                "all-gather-implementation": [algorithm], "reduce-scatter-implementation": [algorithm],
+                "all-to-all-implementation": [algorithm], "collective-optimization": "localBWAware",
                 "local-mem-bw": self.options.local_mem_bw_GBps, "boost-mode": 0}
 
 

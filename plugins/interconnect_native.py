@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 import ntframe
 from ntframe.components import InterconnectModel
-from ntframe.system import ALGORITHMS, Collective, CollectiveCost, Flow, Topology, algorithm_steps, wire_traffic
+from ntframe.system import ALGORITHMS, Collective, CollectiveCost, Flow, Topology, algorithm_steps, step_traffic
 
 
 class NativeInterconnectOptions(BaseModel):
@@ -39,19 +39,16 @@ class NativeInterconnectOptions(BaseModel):
 def price(topology: Topology, steps: list[list[Flow]], algorithm: str) -> CollectiveCost:
     """Time and energy of ``steps`` on ``topology`` (module docstring)."""
     links, parallel = topology.links, topology.edges()
-    total_s = 0.0
+    total_s, energy_pJ, per_edge = 0.0, 0.0, {}
     for flows in steps:
-        load: dict[tuple[int, int], float] = {}
-        longest = 0
-        for f in flows:
-            route = topology.route(f.src, f.dst)
-            longest = max(longest, len(route))
-            for edge in route:
-                load[edge] = load.get(edge, 0.0) + links.wire_bytes(f.bytes)
+        load, longest, energy = step_traffic(topology, flows)
         busiest = max((b / parallel[e] for e, b in load.items()), default=0.0)
         total_s += longest * links.latency_ns * 1e-9 + busiest / (links.bandwidth_GBps * 1e9)
-    energy_pJ, per_edge = wire_traffic(topology, steps)
-    return CollectiveCost(total_s, energy_pJ, algorithm, len(steps), per_edge)
+        energy_pJ += energy
+        for edge, b in load.items():
+            per_edge[edge] = per_edge.get(edge, 0.0) + b
+    return CollectiveCost(total_s, energy_pJ, algorithm, len(steps),
+                          {f"{u}->{v}": b for (u, v), b in sorted(per_edge.items())})
 
 
 class NativeInterconnect(InterconnectModel):

@@ -2,8 +2,8 @@
 bandwidth, latency and energy) and the collectives an interconnect model prices on it."""
 
 from ntframe.system.collectives import (ALGORITHMS, COLLECTIVES, Collective, CollectiveCost, Flow, algorithm_steps,
-                                        wire_traffic)
+                                        step_traffic, wire_traffic)
 from ntframe.system.topology import TOPOLOGIES, Links, Topology
 
 __all__ = ["ALGORITHMS", "COLLECTIVES", "Collective", "CollectiveCost", "Flow", "Links", "TOPOLOGIES", "Topology",
-           "algorithm_steps", "wire_traffic"]
+           "algorithm_steps", "step_traffic", "wire_traffic"]

@@ -91,17 +91,29 @@ def algorithm_steps(request: Collective, topology: "Topology", algorithm: str) -
     return {"all_reduce": halving + halving[::-1], "reduce_scatter": halving, "all_gather": halving[::-1]}[request.kind]
 
 
-def wire_traffic(topology: "Topology", steps: list[list[Flow]]) -> tuple[float, dict[str, float]]:
-    """(energy in pJ, bytes on the wire per directed edge ``"u->v"``) of ``steps``: every flow's wire bytes (data
-    FLITs and the packets' header and tail, :meth:`Links.wire_bytes`) on every link of its route, each bit at the
-    links' ``energy_pJ_per_bit``."""
+def step_traffic(topology: "Topology", flows: list[Flow]) -> tuple[dict[tuple[int, int], float], int, float]:
+    """One step's (bytes on the wire per directed edge, the longest route in links, energy in pJ): every flow's wire
+    bytes (data FLITs and the packets' header and tail, :meth:`Links.wire_bytes`) on every link of its route, each
+    bit at the links' ``energy_pJ_per_bit``."""
     links = topology.links
+    load: dict[tuple[int, int], float] = {}
+    longest, energy_pJ = 0, 0.0
+    for f in flows:
+        route = topology.route(f.src, f.dst)
+        wire = links.wire_bytes(f.bytes)
+        longest = max(longest, len(route))
+        energy_pJ += wire * 8 * links.energy_pJ_per_bit * len(route)
+        for edge in route:
+            load[edge] = load.get(edge, 0.0) + wire
+    return load, longest, energy_pJ
+
+
+def wire_traffic(topology: "Topology", steps: list[list[Flow]]) -> tuple[float, dict[str, float]]:
+    """(energy in pJ, bytes on the wire per directed edge ``"u->v"``) of ``steps``: :func:`step_traffic` summed."""
     energy_pJ, per_edge = 0.0, {}
     for flows in steps:
-        for f in flows:
-            route = topology.route(f.src, f.dst)
-            wire = links.wire_bytes(f.bytes)
-            energy_pJ += wire * 8 * links.energy_pJ_per_bit * len(route)
-            for edge in route:
-                per_edge[edge] = per_edge.get(edge, 0.0) + wire
+        load, _, energy = step_traffic(topology, flows)
+        energy_pJ += energy
+        for edge, b in load.items():
+            per_edge[edge] = per_edge.get(edge, 0.0) + b
     return energy_pJ, {f"{u}->{v}": b for (u, v), b in sorted(per_edge.items())}
